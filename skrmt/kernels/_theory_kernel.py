@@ -1,0 +1,258 @@
+"""TheoryKernel: the limiting and asymptotic-equivalent kernels of random networks."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .._backend import as_numpy_input, get_ops, resolve_device
+from .._theory._activations import ACTIVATION_NAMES, resolve_activation
+from .._theory._ck import (
+    ck_equivalent_block,
+    ck_equivalent_self_diag_correction,
+    ck_limit_block,
+    ck_limit_diag,
+    data_tau,
+)
+from .._theory._gaussian_moments import gaussian_moments
+from ..utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
+
+_DTYPES = [np.float64, np.float32]
+
+
+def _moments_dict(mom):
+    return {k: float(getattr(mom, k)) for k in ("tau", "m0", "m1", "m2", "d0", "d1", "d2")}
+
+
+class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Limiting kernel of a random network, or its random-matrix equivalent.
+
+    The conjugate kernel (CK) of a one-hidden-layer random network with i.i.d. zero-mean,
+    unit-variance weights ``w`` and activation ``sigma`` is
+    ``K(x, y) = E_w[sigma(w^T x / sqrt(p)) sigma(w^T y / sqrt(p))]``. It depends on the
+    activation only through Gaussian expectations and on the weights only through their
+    mean and variance (in high dimension), so it is the kernel that
+    :class:`~skrmt.TernaryRandomFeatures` and Gaussian random features approximate.
+
+    Read more in the design notes (``moments.md`` §6, §8).
+
+    Parameters
+    ----------
+    model : {"ck"}, default="ck"
+        Kernel family. Only the conjugate kernel is available in this release; the deep
+        CK/NTK and the implicit (deep-equilibrium) kernels come with ``NTKLCClassifier`` and
+        ``DEQKernelClassifier``.
+    activation : str or callable, default="relu"
+        Activation ``sigma``: a registered name (``"relu"``, ``"tanh"``, ``"erf"``, ``"abs"``,
+        ``"cos"``, ...) or a vectorised callable (its kernel is then computed by quadrature
+        and a Hermite series; give the callable a ``kinks`` attribute if it is not smooth).
+    n_layers : int, default=1
+        Depth of the random network. Only ``1`` is available in this release.
+    form : {"limit", "equivalent"}, default="limit"
+        ``"limit"``: the exact infinite-width kernel (closed forms such as arc-cosine and
+        arcsine, quadrature otherwise). ``"equivalent"``: the random-matrix deterministic
+        equivalent of Liao & Couillet (2018), built from the Gaussian moments
+        ``(d0, d1, d2)`` at the data variance ``tau_``; close to the limit in operator norm
+        when ``p`` is large.
+    sigma_a2 : float, default=0.2
+        Weight variance of the implicit (equilibrium) models; unused by ``model="ck"``.
+    sparsity : float, default=0.0
+        Fraction of zero weights of the network. The single-layer limit does not depend on
+        it (universality of the weight law); it is stored for the deep compressed models.
+    device : str or None, default=None
+        ``None``/``"numpy"``: numpy; ``"cpu"``, ``"cuda"``, ``"cuda:k"``, ``"auto"``: torch
+        on that device. Input and output are numpy either way.
+
+    Attributes
+    ----------
+    X_fit_ : ndarray of shape (n_fit, n_features)
+        Reference data whose columns ``transform`` returns.
+    tau_ : float
+        ``||X||_F^2 / (n p)``, the mean pre-activation variance on the reference data.
+    coefficients_ : list of dict
+        Per layer, the Gaussian moments at ``tau_`` (``tau, m0, m1, m2, d0, d1, d2``).
+    device_ : str
+        Resolved compute device.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string feature names.
+
+    See Also
+    --------
+    TernaryRandomFeatures : Sparse ternary random features of the same kernel.
+    sklearn.kernel_approximation.Nystroem : Low-rank approximation of a kernel.
+
+    Notes
+    -----
+    ``transform(X)`` returns the Gram matrix ``K(X, X_fit_)`` so that
+    ``make_pipeline(TheoryKernel(), SVC(kernel="precomputed"))`` works under cross-validation;
+    ``tk(X, Y)`` returns ``K(X, Y)`` so that ``SVC(kernel=tk)`` works. A self-Gram (``fit_transform``,
+    or ``tk(X)``) has the exact diagonal ``E sigma(u)^2`` and, for ``form="equivalent"``, the
+    identity term ``d0 I``; cross-Grams have neither.
+
+    References
+    ----------
+    .. [1] Z. Liao, R. Couillet, "On the spectrum of random features maps of high dimensional
+       data", ICML 2018.
+    .. [2] Y. Cho, L. Saul, "Kernel methods for deep learning", NeurIPS 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.svm import SVC
+    >>> from skrmt import TheoryKernel
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(40, 5); y = (X[:, 0] > 0).astype(int)
+    >>> K = TheoryKernel(activation="relu").fit_transform(X)
+    >>> K.shape
+    (40, 40)
+    >>> SVC(kernel=TheoryKernel(activation="erf")).fit(X, y).score(X, y) > 0.8
+    True
+    """
+
+    _parameter_constraints = {
+        "model": [StrOptions({"ck"})],
+        "activation": [StrOptions(ACTIVATION_NAMES), callable],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "form": [StrOptions({"limit", "equivalent"})],
+        "sigma_a2": [Interval(Real, 0, 1, closed="neither")],
+        "sparsity": [Interval(Real, 0, 1, closed="left")],
+        "device": [None, str],
+    }
+
+    def __init__(
+        self,
+        model="ck",
+        *,
+        activation="relu",
+        n_layers=1,
+        form="limit",
+        sigma_a2=0.2,
+        sparsity=0.0,
+        device=None,
+    ):
+        self.model = model
+        self.activation = activation
+        self.n_layers = n_layers
+        self.form = form
+        self.sigma_a2 = sigma_a2
+        self.sparsity = sparsity
+        self.device = device
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Store the reference data and estimate ``tau_``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : TheoryKernel
+        """
+        X = validate_data(self, as_numpy_input(X), accept_sparse="csr", dtype=_DTYPES)
+        if self.n_layers != 1:
+            raise ValueError(
+                f"n_layers={self.n_layers} is not available yet: this release computes the "
+                "single-layer conjugate kernel (n_layers=1)."
+            )
+        self.device_ = resolve_device(self.device)
+        self._act = resolve_activation(self.activation)
+        self.X_fit_ = X
+        self.tau_ = data_tau(X)
+        if not np.isfinite(self.tau_) or self.tau_ <= 0:
+            raise ValueError("X must not be identically zero: tau_ = ||X||^2/(n p) is 0.")
+        self.coefficients_ = [_moments_dict(gaussian_moments(self._act, self.tau_))]
+        self._n_features_out = X.shape[0]
+        return self
+
+    def transform(self, X):
+        """Gram matrix against the reference data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        K : ndarray of shape (n_samples, n_fit)
+            ``K(X, X_fit_)``, in the dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, as_numpy_input(X), accept_sparse="csr", dtype=_DTYPES, reset=False
+        )
+        return self._gram(X, self.X_fit_, self_gram=False, device=self.device)
+
+    def fit_transform(self, X, y=None):
+        """Fit on ``X`` and return its self-Gram (exact diagonal)."""
+        self.fit(X)
+        return self._gram(self.X_fit_, self.X_fit_, self_gram=True, device=self.device)
+
+    def __call__(self, X, Y=None):
+        """Kernel matrix ``K(X, Y)`` (``K(X, X)`` when ``Y`` is None or ``Y is X``).
+
+        Works unfitted (``SVC(kernel=TheoryKernel())`` clones it unfitted). One-dimensional
+        ``X`` and ``Y`` (one pair of samples, as ``pairwise_kernels`` sends for callables)
+        return a float. ``form="equivalent"`` uses ``tau_`` when fitted and otherwise the
+        variance of ``Y`` (of ``X`` when ``Y`` is None).
+        """
+        pair = np.ndim(X) == 1 and (Y is None or np.ndim(Y) == 1)
+        self_gram = Y is None or Y is X
+        X = check_array(as_numpy_input(np.atleast_2d(X) if pair else X), accept_sparse="csr",
+                        dtype=_DTYPES)
+        Y = X if self_gram else check_array(
+            as_numpy_input(np.atleast_2d(Y) if pair else Y), accept_sparse="csr", dtype=_DTYPES
+        )
+        if X.shape[1] != Y.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features but Y has {Y.shape[1]}; they must agree."
+            )
+        if pair and self.form == "equivalent" and not hasattr(self, "tau_"):
+            raise ValueError(
+                "form='equivalent' needs the data variance tau_: fit the TheoryKernel first, "
+                "or use it as make_pipeline(TheoryKernel(...), SVC(kernel='precomputed'))."
+            )
+        K = self._gram(X, Y, self_gram=self_gram and not pair, device=self.device)
+        return float(K[0, 0]) if pair else K
+
+    # ------------------------------------------------------------------ internals
+    def _gram(self, X, Y, *, self_gram, device):
+        fitted = hasattr(self, "device_")
+        act = self._act if fitted else resolve_activation(self.activation)
+        compute = resolve_device(device, at_predict=fitted)
+        ops = get_ops(compute, np.float64)
+        Yd = ops.asarray(Y)
+        if self.form == "limit":
+
+            def block(Xb):
+                return ck_limit_block(ops, act, Xb, Yd)
+
+        else:
+            tau = self.tau_ if hasattr(self, "tau_") else data_tau(Y)
+            moments = gaussian_moments(act, tau)
+
+            def block(Xb):
+                return ck_equivalent_block(ops, moments, Xb, Yd, tau)
+
+        K = ops.map_rows(block, X, Y.shape[0], bytes_per_row=8 * (X.shape[1] + 3 * Y.shape[0]))
+        if self_gram:
+            Xd = ops.asarray(X)
+            if self.form == "limit":
+                diag = ck_limit_diag(ops, act, Xd)
+                np.fill_diagonal(K, ops.to_numpy(diag))
+            else:
+                tau = self.tau_ if hasattr(self, "tau_") else data_tau(Y)
+                corr = ck_equivalent_self_diag_correction(ops, gaussian_moments(act, tau), Xd)
+                K[np.diag_indices_from(K)] += ops.to_numpy(corr)
+        return K.astype(X.dtype, copy=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

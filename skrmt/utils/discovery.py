@@ -1,0 +1,13 @@
+"""The public estimators of skrmt, listed statically."""
+
+
+def all_estimators():
+    """Return ``[(name, class), ...]`` for every public estimator, sorted by name."""
+    from .. import LowPrecisionRFF, TernaryRandomFeatures, TheoryKernel
+
+    estimators = [
+        ("LowPrecisionRFF", LowPrecisionRFF),
+        ("TernaryRandomFeatures", TernaryRandomFeatures),
+        ("TheoryKernel", TheoryKernel),
+    ]
+    return sorted(estimators)
