@@ -28,6 +28,8 @@ __all__ = [
     "env_data_dir",
     "not_found",
     "parse_idx",
+    "resolve_file",
+    "read_verified_bytes",
 ]
 
 # 1 MiB: large enough that hashing a 47 MB file costs ~50 calls, small enough to stream.
@@ -242,3 +244,58 @@ def parse_idx(payload):
             f"IDX payload has {len(payload)} bytes but header {shape} implies {expected}"
         )
     return np.frombuffer(payload, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def resolve_file(path, filename, *, folder_name, system_locator, name, install):
+    """Find one data file: ``path`` argument, then ``$SKRMT_DATA_DIR``, then the system copy.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or None
+        A folder holding ``filename``, or the file itself (any name).
+    filename : str
+        File name looked for in folders.
+    folder_name : str or sequence of str
+        Sub-folder(s) of ``$SKRMT_DATA_DIR`` to look in, in order.
+    system_locator : callable
+        ``system_locator() -> (Path or None, description)``: the installed copy, if any,
+        and a short text for the error message.
+    name, install : str
+        Data set name and install command for :class:`DatasetNotFoundError`.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if path is not None:
+        p = Path(os.fspath(path)).expanduser()
+        if p.is_file():
+            return p
+        if (p / filename).is_file():
+            return p / filename
+        raise not_found(name, install, [str(p / filename) if p.is_dir() else str(p)])
+    searched = []
+    folders = (folder_name,) if isinstance(folder_name, str) else tuple(folder_name)
+    for sub in folders:
+        env_folder = env_data_dir(sub)
+        if env_folder is None:
+            break
+        searched.append(str(env_folder / filename))
+        if (env_folder / filename).is_file():
+            return env_folder / filename
+    found, description = system_locator()
+    searched.append(description)
+    if found is not None and Path(found).is_file():
+        return Path(found)
+    raise not_found(name, install, searched)
+
+
+def read_verified_bytes(path, expected_sha256, what, verify=True):
+    """Read a whole file and check its sha256 (as stored) before anything parses it.
+
+    Returns the bytes that were hashed, so the parser sees exactly the verified content.
+    """
+    data = Path(path).read_bytes()
+    if verify:
+        check_sha256(hashlib.sha256(data).hexdigest(), expected_sha256, what)
+    return data

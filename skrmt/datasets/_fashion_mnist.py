@@ -67,7 +67,7 @@ _N_CLASSES = 10
 
 
 def _files_in(folder, stems):
-    """Map each stem to its file in ``folder`` (raw preferred over .gz), or None if any is missing."""
+    """Map each stem to its file in ``folder`` (raw before .gz); None if any is missing."""
     folder = Path(folder)
     if not folder.is_dir():
         return None

