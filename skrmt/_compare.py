@@ -794,15 +794,33 @@ def format_table(summary):
 
 
 def format_compression(table):
-    """The compression block: memory of a baseline / memory of a family at equal error."""
+    """The compression block: memory of a baseline / memory of a family at equal error.
+
+    One line per (baseline, reference configuration); one cell per family holding the ratio
+    at each tolerance, ``-`` where no configuration of the family reaches the reference.
+    """
     if not table:
         return "compression: no baseline in the run"
-    lines = ["compression at equal test error (footprint ratio baseline / method; "
-             "'-' = not reached):"]
+    tolerances = list(dict.fromkeys(e["tolerance"] for e in table))
+    families = list(dict.fromkeys(e["family"] for e in table))
+    lines = ["compression at equal test error: footprint(baseline) / footprint(least-memory "
+             "configuration within tol), tol = " + " / ".join(f"{t:.0e}" for t in tolerances)
+             + ", '-' = not reached"]
+    groups = {}
     for e in table:
-        ratio = f"{e['ratio']:.2f}x ({e['match']})" if e["ratio"] is not None else "-"
-        lines.append(f"  vs {e['baseline']:<8} {e['reference']:<6} ({e['reference_config']}), "
-                     f"{e['family']:<8} tol {e['tolerance']:.0e}: {ratio}")
+        groups.setdefault((e["baseline"], e["reference"], e["reference_config"]), {})[
+            (e["family"], e["tolerance"])] = e
+    for (base, ref, config), cells in groups.items():
+        parts = []
+        for family in families:
+            if (family, tolerances[0]) not in cells:
+                continue
+            ratios = []
+            for tol in tolerances:
+                e = cells[(family, tol)]
+                ratios.append(f"{e['ratio']:.2f}x" if e["ratio"] is not None else "-")
+            parts.append(f"{family} {' / '.join(ratios)}")
+        lines.append(f"  vs {base:<8} {ref:<6} ({config:<17}): " + "; ".join(parts))
     return "\n".join(lines)
 
 

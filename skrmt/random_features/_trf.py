@@ -250,12 +250,13 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 return ops.xp.where(T < low, lv[0], ops.xp.where(T > high, lv[2], lv[1]))
 
         else:
-            prepared = self._device_cache.get(
-                ops, "kernel", lambda: prepare_ternary_kernel(self.components_)
+            plan = self._device_cache.get(
+                ops, "kernel", lambda: prepare_ternary_kernel(*self.components_.patterns(),
+                                                              X.shape[1])
             )
 
             def block(Xb):
-                return ternary_codes(np.ascontiguousarray(Xb), prepared, low, high, levels)
+                return ternary_codes(np.ascontiguousarray(Xb), plan, low, high, levels)
 
         return ops.map_rows(block, X, self.n_components)
 

@@ -215,8 +215,9 @@ def test_sparsity_warning_threshold():
 )
 def test_bad_parameters(params, match):
     X, _ = gmm_a(16, 10)
+    params = {"n_components": 10, **params}
     with pytest.raises(ValueError, match=match):
-        TernaryRandomFeatures(10, **params).fit(X)
+        TernaryRandomFeatures(**params).fit(X)
 
 
 def test_bad_input():
