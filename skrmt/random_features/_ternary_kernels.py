@@ -22,9 +22,13 @@ sum. Here a 16-lane vector type is defined through ``numba.extending.intrinsic``
 C compiler): 16 samples are transposed into a per-thread buffer (one row per input feature, plus
 a negated copy so that the -1 entries are additions too, plus one zero row as the padding
 target), and 8 components are accumulated at once in 8 vector registers, one ``add`` with a
-memory operand per nonzero. Codes are compared and selected in vector form, scattered into a
-small staging tile whose row stride avoids cache-set aliasing, and copied row-wise into the
-output.
+memory operand per nonzero. Components are reordered by list length within windows of 128
+so that the members of a tile need almost no padding. Codes are compared and selected in vector
+form, scattered into a small staging tile whose row stride avoids cache-set aliasing, and copied
+row-wise into the output. Dense components (sparsity below about 1/3) are summed through their
+zeros instead, ``T = 2 sum_plus x + sum_zero x - sum_all x`` (or the mirror with the -1
+entries), with ``2x = x + x`` and ``sum_all x`` precomputed per block: about half the additions
+at sparsity 0.
 
 Summation order differs from the reference's, so an entry whose ``T`` lies within floating
 rounding of a threshold may get the other code (design note trf.md, pitfall 11); everything
@@ -205,18 +209,23 @@ class TernaryKernelPlan:
         The patterns the plan was built from.
     indices : ndarray of int32
         Per tile of ``TILE`` components, the interleaved index lists (row ``e`` of a tile holds
-        the ``e``-th entry of each member), pre-scaled by ``LANES``: entry ``j`` stands for
-        ``+x_j``, ``n_features + j`` for ``-x_j``, ``2 * n_features`` for the zero padding row.
+        the ``e``-th entry of each member), pre-scaled by ``LANES``: with ``p = n_features``,
+        entry ``j`` stands for ``x_j``, ``p + j`` for ``-x_j``, ``2p + j`` for ``2 x_j``,
+        ``3p + j`` for ``-2 x_j``, ``4p`` for ``s = sum_j x_j``, ``4p + 1`` for ``-s``, and the
+        padding row (``2p``, or ``4p + 2`` if ``wide``) holds zeros.
     tile_ptr : ndarray of int64
         Start of each tile in ``indices``.
     columns : ndarray of int32
         Column, within its ``WINDOW``, of each tile member; ``WINDOW`` for padding members.
+    wide : bool
+        Whether some component goes through its zeros (``2x``, ``-2x`` and ``s`` rows needed).
     nbytes : int
         Bytes held by the plan's own arrays (not counting the patterns).
     """
 
-    def __init__(self, n_features, n_components, plus, minus, indices, tile_ptr, columns):
+    def __init__(self, n_features, n_components, plus, minus, indices, tile_ptr, columns, wide):
         self.n_features = int(n_features)
+        self.wide = bool(wide)
         self.n_components = int(n_components)
         self.plus = plus
         self.minus = minus
@@ -253,7 +262,7 @@ def prepare_ternary_kernel(plus, minus, n_features):
     n_features = int(n_features)
     if n_features < 1:
         raise ValueError(f"n_features must be >= 1, got {n_features}.")
-    if (2 * n_features + 1) * LANES >= 2**31:
+    if (4 * n_features + 3) * LANES >= 2**31:
         raise ValueError(f"n_features={n_features} is too large for int32 kernel indices.")
     plus, minus = _check_patterns(plus, minus, n_features)
     n_components = plus[0].shape[0] - 1
@@ -261,7 +270,16 @@ def prepare_ternary_kernel(plus, minus, n_features):
 
     n_plus = np.diff(plus[0]).astype(np.int64)
     n_minus = np.diff(minus[0]).astype(np.int64)
-    counts = n_plus + n_minus
+    n_zero = p - n_plus - n_minus
+    # Dense components are cheaper through their zeros: with s = sum_j x_j,
+    # T = 2 sum_plus x + sum_zero x - s = s - 2 sum_minus x - sum_zero x, which needs
+    # min(n_plus, n_minus) + n_zero + 1 additions instead of n_plus + n_minus (2x = x + x is
+    # precomputed per block: still no multiplication). At sparsity 0 this halves the work.
+    cost = np.stack([n_plus + n_minus, n_plus + n_zero + 1, n_minus + n_zero + 1])
+    form = np.argmin(cost, axis=0)  # first minimum: the direct form on ties
+    counts = cost[form, np.arange(n_components)]
+    wide = bool(np.any(form > 0))
+    pad = (4 * p + 2) if wide else 2 * p
 
     # Order within each window by count (stable, so equal counts keep their order).
     window_id = np.arange(n_components) // WINDOW
@@ -277,21 +295,45 @@ def prepare_ternary_kernel(plus, minus, n_features):
     columns = np.full(n_slots, WINDOW, dtype=np.int32)
     columns[:n_components] = order % WINDOW
 
-    # Entry e of component k's list is its e-th plus index, then its minus indices shifted by
-    # p; it goes to row e of k's tile, column (k's slot within the tile).
+    # Entry e of component k's list goes to row e of k's tile, column (k's slot in the tile).
+    # Buffer rows (see _vector_kernel_py): x_j at j, -x_j at p + j, 2x_j at 2p + j, -2x_j at
+    # 3p + j, s at 4p, -s at 4p + 1, zeros at the padding row.
     slot_of = np.empty(n_components, dtype=np.int64)
     slot_of[order] = np.arange(n_components)
     slot_base = tile_ptr[slot_of // TILE] + slot_of % TILE
-    indices = np.full(int(tile_ptr[-1]), 2 * p * LANES, dtype=np.int32)
-    for (indptr, idx), shift, first_rank in ((plus, 0, 0), (minus, p, n_plus)):
-        sizes = np.diff(indptr).astype(np.int64)
-        comp = np.repeat(np.arange(n_components), sizes)
+    indices = np.full(int(tile_ptr[-1]), pad * LANES, dtype=np.int32)
+    filled = np.zeros(n_components, dtype=np.int64)  # entries placed so far per component
+
+    def place(comp, rank, rows):
+        target = slot_base[comp] + (filled[comp] + rank) * TILE
+        indices[target] = rows * LANES
+
+    def place_pattern(indptr, idx, keep, shift):
+        comp = np.repeat(np.arange(n_components), np.diff(indptr).astype(np.int64))
         rank = np.arange(idx.shape[0], dtype=np.int64) - indptr[:-1].astype(np.int64)[comp]
-        if shift:
-            rank += first_rank[comp]
-        target = slot_base[comp] + rank * TILE
-        indices[target] = (idx.astype(np.int64) + shift) * LANES
-    return TernaryKernelPlan(p, n_components, plus, minus, indices, tile_ptr, columns)
+        sel = keep[comp]
+        place(comp[sel], rank[sel], idx[sel].astype(np.int64) + shift[comp[sel]])
+        filled[:] += np.where(keep, np.diff(indptr), 0)
+
+    place_pattern(*plus, form != 2, np.where(form == 1, 2 * p, 0))
+    place_pattern(*minus, form != 1, np.where(form == 2, 3 * p, p))
+    dense = np.flatnonzero(form > 0)
+    step = max(1, (1 << 24) // p)
+    for start in range(0, dense.shape[0], step):
+        ks = dense[start : start + step]
+        mask = np.ones((ks.shape[0], p), dtype=bool)
+        for indptr, idx in (plus, minus):
+            sizes = (indptr[ks + 1] - indptr[ks]).astype(np.int64)
+            local = np.repeat(np.arange(ks.shape[0]), sizes)
+            starts = np.repeat(indptr[ks].astype(np.int64) - np.cumsum(sizes) + sizes, sizes)
+            mask[local, idx[starts + np.arange(sizes.sum())]] = False
+        local, j = np.nonzero(mask)
+        comp = ks[local]
+        rank = np.arange(j.shape[0]) - np.searchsorted(local, local)
+        place(comp, rank, j + np.where(form[comp] == 1, 0, p))
+    filled[dense] += n_zero[dense]
+    place(dense, np.zeros(dense.shape[0], np.int64), np.where(form[dense] == 1, 4 * p + 1, 4 * p))
+    return TernaryKernelPlan(p, n_components, plus, minus, indices, tile_ptr, columns, wide)
 
 
 # ------------------------------------------------------------------------------ numba kernels
@@ -300,37 +342,50 @@ def prepare_ternary_kernel(plus, minus, n_features):
 # imported on first use only). Module-level functions keep numba's on-disk cache usable.
 
 
-def _vector_kernel_py(X, idx, tile_ptr, columns, low, high, l0, l1, l2, out, n_chunks):
+def _vector_kernel_py(X, idx, tile_ptr, columns, wide, low, high, l0, l1, l2, out, n_chunks):
     n, p = X.shape
     n_out = out.shape[1]
     n_blocks = (n + LANES - 1) // LANES
     n_tiles = tile_ptr.shape[0] - 1
     tiles_per_window = WINDOW // TILE
     n_windows = (n_tiles + tiles_per_window - 1) // tiles_per_window
-    pad_row = 2 * p * LANES
+    n_rows = 4 * p + 3 if wide else 2 * p + 1
     for chunk in prange(n_chunks):  # noqa: F821 (numba.prange, injected by _numba)
         b_start = chunk * n_blocks // n_chunks
         b_stop = (chunk + 1) * n_blocks // n_chunks
-        # One 64-byte aligned transposed block per chunk: row j holds x_j of the 16 samples,
-        # row p + j holds -x_j, row 2p is the zero padding target.
-        raw = np.empty((2 * p + 1) * LANES + LANES, dtype=X.dtype)
+        # One 64-byte aligned transposed block per chunk: row j holds x_j of the LANES samples,
+        # row p + j holds -x_j; if wide, rows 2p + j and 3p + j hold 2x_j and -2x_j and rows
+        # 4p, 4p + 1 hold s = sum_j x_j and -s; the last row is the zero padding target.
+        raw = np.empty(n_rows * LANES + LANES, dtype=X.dtype)
         shift = ((64 - raw.ctypes.data % 64) % 64) // raw.itemsize
-        buf = raw[shift : shift + (2 * p + 1) * LANES]
+        buf = raw[shift : shift + n_rows * LANES]
         for r in range(LANES):
-            buf[pad_row + r] = 0
+            buf[(n_rows - 1) * LANES + r] = 0
         stage = np.empty((LANES, _STAGE_STRIDE), dtype=X.dtype)
         for b in range(b_start, b_stop):
             i0 = b * LANES
             rows = min(LANES, n - i0)
             for r in range(rows):
-                for j in range(p):
-                    v = X[i0 + r, j]
-                    buf[j * LANES + r] = v
-                    buf[(p + j) * LANES + r] = -v
+                if wide:
+                    total = buf[(n_rows - 1) * LANES]  # a zero of X's dtype
+                    for j in range(p):
+                        v = X[i0 + r, j]
+                        total += v
+                        buf[j * LANES + r] = v
+                        buf[(p + j) * LANES + r] = -v
+                        buf[(2 * p + j) * LANES + r] = v + v
+                        buf[(3 * p + j) * LANES + r] = -(v + v)
+                    buf[4 * p * LANES + r] = total
+                    buf[(4 * p + 1) * LANES + r] = -total
+                else:
+                    for j in range(p):
+                        v = X[i0 + r, j]
+                        buf[j * LANES + r] = v
+                        buf[(p + j) * LANES + r] = -v
             # Lanes past the last sample only produce codes that are never copied; zero them
             # anyway so that stale bits cannot be slow denormals.
             for r in range(rows, LANES):
-                for j in range(2 * p):
+                for j in range(n_rows - 1):
                     buf[j * LANES + r] = 0
             for w in range(n_windows):
                 t_stop = min((w + 1) * tiles_per_window, n_tiles)
@@ -632,8 +687,9 @@ def ternary_codes(X, plus, minus=None, low=None, high=None, levels=None, *, out=
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features), float32 or float64
-        Input rows (copied if not C-contiguous). Finite values are assumed: with infinities the
-        summation order can decide between ``inf`` and ``nan``.
+        Input rows (copied if not C-contiguous). Must be finite: a NaN or an infinity makes
+        the codes of its row unspecified (a NaN ``T`` gives ``levels[1]``, and dense components
+        involve every feature through ``sum_all x``).
     plus : tuple of (indptr, indices) or TernaryKernelPlan
         The +1 pattern (``indptr`` int32/int64 of length ``n_components + 1``, ``indices`` of any
         integer dtype, e.g. uint16 or uint32), or a plan, in which case ``minus`` is omitted.
@@ -703,7 +759,8 @@ def ternary_codes(X, plus, minus=None, low=None, high=None, levels=None, *, out=
 
         def vector_args(threads):
             n_chunks = max(1, min(threads, -(-n // LANES)))
-            return (X, plan.indices, plan.tile_ptr, plan.columns, low_t, high_t, l0, l1, l2, out, n_chunks)
+            return (X, plan.indices, plan.tile_ptr, plan.columns, plan.wide, low_t, high_t, l0, l1, l2,
+                    out, n_chunks)
 
         def scalar_args(threads):
             (pp, pi), (mp, mi) = plan.plus, plan.minus

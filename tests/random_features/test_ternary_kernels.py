@@ -38,11 +38,27 @@ def _exact(X, W, low, high, levels, dtype):
 
 
 def _rounding_bound(X, W, dtype):
-    """|T_computed - T| <= gamma_m * sum |x_j| over the m nonzeros of a component (any order)."""
+    """A rigorous bound on |T_computed - T| for the kernel's summation (any order).
+
+    Direct form: gamma_m * sum |x_j| over the m nonzeros. Components that the plan sums through
+    their zeros (T = 2 sum_plus x + sum_zero x - s with s = sum_all x; the plan's rule, see
+    prepare_ternary_kernel) are bounded by 4 gamma_(p+2) sum_all |x_j|.
+    """
     u = np.finfo(dtype).eps / 2
-    m = np.count_nonzero(W, axis=1).astype(np.float64) + 1
-    S = np.abs(X.astype(np.float64)) @ np.abs(W.T.astype(np.float64))
-    return S * (m * u / (1 - m * u))[None, :] * 1.01 + np.finfo(np.float64).tiny
+    p = W.shape[1]
+
+    def gamma(m):
+        return m * u / (1 - m * u)
+
+    n_plus = np.count_nonzero(W == 1, axis=1)
+    n_minus = np.count_nonzero(W == -1, axis=1)
+    n_zero = p - n_plus - n_minus
+    direct = n_plus + n_minus <= np.minimum(n_plus, n_minus) + n_zero + 1
+    A = np.abs(X.astype(np.float64))
+    b_direct = (A @ np.abs(W.T.astype(np.float64))) * gamma(n_plus + n_minus + 1)[None, :]
+    b_zeros = 4 * gamma(p + 2) * A.sum(axis=1)[:, None]
+    bound = np.where(direct[None, :], b_direct, np.maximum(b_direct, b_zeros))
+    return bound * 1.01 + np.finfo(np.float64).tiny
 
 
 def _assert_near_threshold_only(codes, reference, X, W, low, high, dtype, max_fraction=1e-4):
@@ -91,6 +107,8 @@ def test_reference_matches_float64_math(dtype):
         (64, 784, 256, 0.9),  # the benchmark's shape, smaller n and N
         (50, 1000, 300, 0.99),  # very sparse: many short and some empty lists
         (16, 33, 131, 0.0),  # N crosses a 128-component window boundary
+        (29, 300, 150, 1 / 3),  # both summation forms in one plan
+        (20, 200, 40, 0.2),  # every component summed through its zeros
         (45, 1000, 8, 0.9),
     ],
 )
@@ -114,9 +132,11 @@ def test_integer_inputs_are_exact_including_ties(dtype):
     rng = np.random.default_rng(5)
     n, p, N = 41, 100, 29
     X = rng.integers(-3, 4, size=(n, p)).astype(dtype)
-    W = draw_ternary(rng, N, p, 0.8)
-    tm = TernaryMatrix(W)
-    for low, high in [(-2.0, 3.0), (1.0, 1.0), (0.0, 0.0), (-40.0, 40.0)]:
+    cases = [(eps, low, high) for eps in (0.8, 1 / 3, 0.0)
+             for low, high in [(-2.0, 3.0), (1.0, 1.0), (0.0, 0.0), (-40.0, 40.0)]]
+    for eps, low, high in cases:
+        W = draw_ternary(rng, N, p, eps)
+        tm = TernaryMatrix(W)
         got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
         ref = ternary_codes_reference(X, *tm.patterns(), low, high, LEVELS)
         T, exact = _exact(X, W, low, high, LEVELS, dtype)
@@ -124,7 +144,7 @@ def test_integer_inputs_are_exact_including_ties(dtype):
         np.testing.assert_array_equal(ref, exact)
         if low == high:
             ties = T == low
-            assert ties.sum() > 20
+            assert ties.sum() > 10
             assert np.all(got[ties] == dtype(LEVELS[1]))
             assert np.all(got[T < low] == dtype(LEVELS[0]))
             assert np.all(got[T > high] == dtype(LEVELS[2]))
@@ -192,7 +212,10 @@ def test_flip_fraction_at_scale():
 
 
 def test_nan_input_gives_middle_level():
-    X, W, tm = _problem(14, 20, 30, 12, 0.5, np.float32)
+    # Sparse components (direct form): a NaN only reaches the components that use its feature.
+    # (X must be finite in general: dense components sum through s = sum_all x.)
+    X, W, tm = _problem(14, 20, 30, 12, 0.8, np.float32)
+    assert not prepare_ternary_kernel(*tm.patterns(), 30).wide
     X[3, 5] = np.nan
     low, high = -0.1, 0.2
     got = ternary_codes(X, *tm.patterns(), low, high, LEVELS)
@@ -246,36 +269,58 @@ def test_plan_call_forms_pickle_and_out():
     _assert_near_threshold_only(a, g, X, W, -0.4, 0.6, np.float32)
 
 
-def test_plan_layout():
-    # Every nonzero appears once, pre-scaled by LANES, with +x_j as j and -x_j as p + j;
-    # the rest is padding pointing at the zero row 2p.
-    X, W, tm = _problem(17, 1, 50, 300, 0.7, np.float32)
+def _decode_plan(plan):
+    """Rebuild W from a plan: the inverse of prepare_ternary_kernel's layout."""
+    p, L, tile = plan.n_features, tk.LANES, tk.TILE
+    W = np.zeros((plan.n_components, p), np.int8)
+    pad = 4 * p + 2 if plan.wide else 2 * p
+    rows = plan.indices // L
+    for t in range(plan.tile_ptr.shape[0] - 1):
+        block = rows[plan.tile_ptr[t] : plan.tile_ptr[t + 1]].reshape(-1, tile)
+        for c in range(tile):
+            local = plan.columns[t * tile + c]
+            col = block[:, c]
+            if local == tk.WINDOW:
+                assert np.all(col == pad)
+                continue
+            k = (t * tile) // tk.WINDOW * tk.WINDOW + local
+            col = col[col != pad]
+            assert col.shape[0] == np.unique(col).shape[0]
+            if 4 * p + 1 in col:  # T = 2 sum_plus x + sum_zero x - s
+                assert np.all((col < p) | ((col >= 2 * p) & (col < 3 * p)) | (col == 4 * p + 1))
+                W[k] = -1
+                W[k, col[col < p]] = 0
+                W[k, col[(col >= 2 * p) & (col < 3 * p)] - 2 * p] = 1
+            elif 4 * p in col:  # T = s - 2 sum_minus x - sum_zero x
+                assert np.all(((col >= p) & (col < 2 * p)) | ((col >= 3 * p) & (col < 4 * p)) | (col == 4 * p))
+                W[k] = 1
+                W[k, col[(col >= p) & (col < 2 * p)] - p] = 0
+                W[k, col[(col >= 3 * p) & (col < 4 * p)] - 3 * p] = -1
+            else:
+                assert np.all(col < 2 * p)
+                W[k, col[col < p]] = 1
+                W[k, col[col >= p] - p] = -1
+    return W
+
+
+@pytest.mark.parametrize("eps, wide", [(0.7, False), (1 / 3, True), (0.0, True), (0.2, True)])
+def test_plan_layout(eps, wide):
+    # Every nonzero (or, for dense components, every zero) appears once, pre-scaled by LANES;
+    # the rest is padding; sorting by count within windows keeps the padding small.
+    rng = np.random.default_rng(17)
+    W = draw_ternary(rng, 300, 50, eps)
+    tm = TernaryMatrix(W, storage="sparse")
     plan = prepare_ternary_kernel(*tm.patterns(), 50)
-    L = tk.LANES
-    assert plan.indices.dtype == np.int32 and np.all(plan.indices % L == 0)
-    vals = plan.indices // L
-    assert np.count_nonzero(vals < 50) == np.count_nonzero(W == 1)
-    assert np.count_nonzero((vals >= 50) & (vals < 100)) == np.count_nonzero(W == -1)
+    assert plan.wide is wide
+    assert plan.indices.dtype == np.int32 and np.all(plan.indices % tk.LANES == 0)
     n_tiles = -(-300 // tk.TILE)
     assert plan.tile_ptr.shape == (n_tiles + 1,) and plan.columns.shape == (n_tiles * tk.TILE,)
-    # sorting by count within windows keeps padding small
-    assert plan.indices.size <= 1.1 * np.count_nonzero(W)
-    # rebuild W from the plan
-    rebuilt = np.zeros_like(W)
-    for t in range(n_tiles):
-        tile = vals[plan.tile_ptr[t] : plan.tile_ptr[t + 1]].reshape(-1, tk.TILE)
-        for c in range(tk.TILE):
-            local = plan.columns[t * tk.TILE + c]
-            if local == tk.WINDOW:
-                assert np.all(tile[:, c] == 100)
-                continue
-            k = (t * tk.TILE) // tk.WINDOW * tk.WINDOW + local
-            for v in tile[:, c]:
-                if v < 50:
-                    rebuilt[k, v] += 1
-                elif v < 100:
-                    rebuilt[k, v - 50] -= 1
-    np.testing.assert_array_equal(rebuilt, W)
+    n_plus, n_minus = np.count_nonzero(W == 1, axis=1), np.count_nonzero(W == -1, axis=1)
+    cost = np.minimum(n_plus + n_minus, np.minimum(n_plus, n_minus) + 50 - n_plus - n_minus + 1)
+    assert plan.indices.size <= 1.1 * cost.sum() + 8 * n_tiles
+    if eps == 0.0:
+        assert cost.sum() < 0.55 * np.count_nonzero(W)  # about half the additions
+    np.testing.assert_array_equal(_decode_plan(plan), W)
 
 
 # -------------------------------------------------------------------------------- fallbacks
