@@ -30,6 +30,11 @@ import warnings
 
 import numpy as np
 
+try:
+    import skrmt  # noqa: F401
+except ImportError:  # run from a source checkout without `pip install -e .`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -214,7 +214,7 @@ def _run_compare(args, n_components, bits, sparsities, seeds, pool_lines, t_star
         X_tr, y_tr, data["X_val"], data["y_val"], data["X_test"], data["y_test"],
         n_components=n_components, sparsities=sparsities, bits=bits, gamma=gamma,
         seeds=seeds, batch_size=args.batch_size, lp_projection=args.lp_projection,
-        device=args.device, dataset=args.dataset, progress=_progress,
+        device=args.device, dataset=args.dataset, progress=_progress, n_threads=args.threads,
     )
     summary = _compare.summarize(rows)
     compression = _compare.compression_table(summary)

@@ -461,7 +461,8 @@ def compare(X_train, y_train, X_val, y_val, X_test, y_test, *,
             n_components=(128, 256, 512, 1024, 2048), sparsities=(0.0, 0.5, 0.9),
             bits=(8, 4, 2, 1), gamma=None, seeds=(0,), alphas=ALPHAS, batch_size=250,
             methods=("TRF", "FP-RFF", "LP-RFF", "Nystroem"), lp_projection="circulant",
-            nystroem_max=NYSTROEM_MAX_COMPONENTS, device=None, dataset="data", progress=None):
+            nystroem_max=NYSTROEM_MAX_COMPONENTS, device=None, dataset="data", progress=None,
+            n_threads=1):
     """Fit every feature map with a validated ridge readout; one row per configuration and seed.
 
     Parameters
@@ -494,6 +495,9 @@ def compare(X_train, y_train, X_val, y_val, X_test, y_test, *,
         Name written in the rows.
     progress : callable, default=None
         Called with one line of text per finished configuration.
+    n_threads : int or None, default=1
+        Threads of every BLAS / OpenMP pool, numba and torch during the run (see
+        :func:`limit_threads`; restored afterwards for BLAS / OpenMP); None leaves them alone.
 
     Returns
     -------
@@ -502,8 +506,6 @@ def compare(X_train, y_train, X_val, y_val, X_test, y_test, *,
         batch_size=batch_size)`` (``footprint_full_bits`` with s = n_train), bytes =
         ceil(bits / 8).
     """
-    from .utils import memory_report
-
     X_train = np.asarray(X_train)
     X_val, X_test = np.asarray(X_val), np.asarray(X_test)
     y_train, y_val, y_test = np.asarray(y_train), np.asarray(y_val), np.asarray(y_test)
@@ -536,6 +538,24 @@ def compare(X_train, y_train, X_val, y_val, X_test, y_test, *,
     gamma = float(gamma)
     if not gamma > 0:
         raise ValueError(f"gamma must be positive, got {gamma!r}")
+
+    limiter = limit_threads(n_threads)[0] if n_threads is not None else None
+    try:
+        return _compare_rows(
+            X_train, y_train, X_val, y_val, X_test, y_test, n_components=n_components,
+            sparsities=sparsities, bits=bits, gamma=gamma, seeds=seeds, alphas=alphas,
+            batch_size=batch_size, methods=methods, lp_projection=lp_projection,
+            nystroem_max=nystroem_max, device=device, dataset=dataset, progress=progress,
+        )
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+
+
+def _compare_rows(X_train, y_train, X_val, y_val, X_test, y_test, *, n_components, sparsities,
+                  bits, gamma, seeds, alphas, batch_size, methods, lp_projection, nystroem_max,
+                  device, dataset, progress):
+    from .utils import memory_report
 
     classes = np.unique(y_train)
     c = int(classes.shape[0]) if classes.shape[0] > 2 else 1
@@ -701,6 +721,24 @@ def compression_table(summary, *, tolerances=(1e-4, 1e-2), memory="footprint_bit
 
 
 # --------------------------------------------------------------------------- threads
+class _ThreadLimits:
+    """Undo handle of :func:`limit_threads` (BLAS / OpenMP pools, numba, torch)."""
+
+    def __init__(self, limiter, numba_threads, torch_threads):
+        self._limiter = limiter
+        self._numba = numba_threads
+        self._torch = torch_threads
+
+    def restore_original_limits(self):
+        self._limiter.restore_original_limits()
+        if self._numba is not None:
+            import numba
+
+            numba.set_num_threads(self._numba)
+        if self._torch is not None:
+            sys.modules["torch"].set_num_threads(self._torch)
+
+
 def limit_threads(n_threads):
     """Limit every BLAS / OpenMP pool (threadpoolctl), numba and torch to ``n_threads``.
 
@@ -710,8 +748,8 @@ def limit_threads(n_threads):
 
     Returns
     -------
-    limiter : threadpoolctl limiter
-        Call ``limiter.restore_original_limits()`` to undo the BLAS / OpenMP part.
+    limits : object
+        Its ``restore_original_limits()`` restores every pool.
     description : list of str
         One line per pool, for printing.
     """
@@ -720,22 +758,26 @@ def limit_threads(n_threads):
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) \
             or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
-    limiter = threadpool_limits(limits=int(n_threads))
+    n_threads = int(n_threads)
+    limiter = threadpool_limits(limits=n_threads)
     lines = [f"{pool['user_api']}/{pool['internal_api']} ({pool['prefix']}, "
              f"{pool['filepath'].split('/')[-2]}): {pool['num_threads']} thread(s)"
              for pool in threadpool_info()]
+    numba_before = torch_before = None
     try:
         import numba
-
-        numba.set_num_threads(min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
-        lines.append(f"numba: {numba.get_num_threads()} thread(s)")
     except ImportError:
         pass
+    else:
+        numba_before = numba.get_num_threads()
+        numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+        lines.append(f"numba: {numba.get_num_threads()} thread(s)")
     torch = sys.modules.get("torch")
     if torch is not None:
-        torch.set_num_threads(int(n_threads))
+        torch_before = torch.get_num_threads()
+        torch.set_num_threads(n_threads)
         lines.append(f"torch: {torch.get_num_threads()} thread(s)")
-    return limiter, lines
+    return _ThreadLimits(limiter, numba_before, torch_before), lines
 
 
 # --------------------------------------------------------------------------- text output

@@ -90,7 +90,7 @@ def test_pipeline_gridsearch_over_sparsity_and_activation():
     }
     search = GridSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X, y)
     assert len(search.cv_results_["params"]) == 4
-    assert search.best_score_ > 0.9
+    assert search.best_score_ > 0.85
     serial = GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X, y)
     np.testing.assert_allclose(
         search.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]

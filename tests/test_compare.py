@@ -237,7 +237,7 @@ def test_footprint_order_circulant(quick_run):
 
 
 @pytest.mark.slow
-def test_printed_memory_equals_memory_report(quick_run, digits):
+def test_printed_memory_equals_memory_report(quick_run, digits, request):
     out, text = quick_run
     rows = _read_csv(out / "compare_digits.csv")
     gamma = float(rows[0]["gamma"])
@@ -249,6 +249,8 @@ def test_printed_memory_equals_memory_report(quick_run, digits):
         if len(parts) >= 11 and parts[-10].isdigit() and parts[-9].isdigit():
             table[(" ".join(parts[:-10]), int(parts[-10]))] = parts
     assert len(table) == len(rows)
+    limits, _ = _compare.limit_threads(1)  # numpy's and scipy's BLAS pools contend otherwise
+    request.addfinalizer(limits.restore_original_limits)
     for m in (128, 1024):
         ests = {
             "FP-RFF": RBFSampler(gamma=gamma, n_components=m, random_state=0).fit(X),
@@ -347,6 +349,7 @@ def test_fashion_mnist_error_when_really_absent(tmp_path, capsys):
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_fashion_mnist_tiny_compare(tmp_path):
     if not fashion_mnist_available():
         pytest.skip("dataset-fashion-mnist is not installed")

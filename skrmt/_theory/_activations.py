@@ -214,7 +214,9 @@ def _d_hardtanh(x, amplitude, clip):
 # ---------------------------------------------------------------------------------------------
 def _finite_real(name, value, param):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{param} of activation {name!r} must be a finite real number, got {value!r}.")
+        raise ValueError(
+            f"{param} of activation {name!r} must be a finite real number, got {value!r}."
+        )
     return float(value)
 
 
@@ -225,7 +227,8 @@ def _check_coef(name, value, param):
         raise ValueError(f"{param} of activation {name!r} must be a triple (q2, q1, q0).") from exc
     if len(coef) != 3 or not all(np.isfinite(coef)):
         raise ValueError(
-            f"{param} of activation {name!r} must be three finite numbers (q2, q1, q0), got {value!r}."
+            f"{param} of activation {name!r} must be three finite numbers (q2, q1, q0), "
+            f"got {value!r}."
         )
     return coef
 
@@ -585,15 +588,20 @@ def _callable_activation(func, kinks=None, dfn=None):
     if kinks is None:
         kinks = getattr(func, "kinks", ())
     try:
-        kinks = tuple(sorted({float(k) for k in np.atleast_1d(np.asarray(kinks, dtype=np.float64))}))
+        values = np.atleast_1d(np.asarray(kinks, dtype=np.float64))
+        kinks = tuple(sorted({float(k) for k in values}))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"kinks of the activation callable must be real numbers, got {kinks!r}.") from exc
+        raise ValueError(
+            f"kinks of the activation callable must be real numbers, got {kinks!r}."
+        ) from exc
     if not all(np.isfinite(kinks)):
         raise ValueError(f"kinks of the activation callable must be finite, got {kinks!r}.")
     if dfn is None:
         dfn = getattr(func, "dfn", None)
     if dfn is not None and not callable(dfn):
-        raise TypeError(f"dfn of the activation callable must be callable, got {type(dfn).__name__}.")
+        raise TypeError(
+            f"dfn of the activation callable must be callable, got {type(dfn).__name__}."
+        )
 
     probe = np.linspace(-1.5, 1.5, 7)
     try:
@@ -609,7 +617,9 @@ def _callable_activation(func, kinks=None, dfn=None):
         )
     parity = getattr(func, "parity", None)
     if parity not in (None, "odd", "even"):
-        raise ValueError(f"parity of the activation callable must be 'odd', 'even' or None, got {parity!r}.")
+        raise ValueError(
+            f"parity of the activation callable must be 'odd', 'even' or None, got {parity!r}."
+        )
     degree = getattr(func, "degree", None)
     jumps = _detect_jumps(func, kinks)
     return Activation(
@@ -667,7 +677,8 @@ def resolve_activation(spec, **params):
     if isinstance(spec, Activation):
         if params:
             raise ValueError(
-                f"activation parameters {sorted(params)} cannot be combined with an Activation instance."
+                f"activation parameters {sorted(params)} cannot be combined with an "
+                "Activation instance."
             )
         return spec
     if isinstance(spec, str):
@@ -693,7 +704,8 @@ def resolve_activation(spec, **params):
         unknown = set(params) - {"kinks", "dfn"}
         if unknown:
             raise ValueError(
-                f"an activation callable accepts only the parameters 'kinks' and 'dfn', got {sorted(unknown)}."
+                "an activation callable accepts only the parameters 'kinks' and 'dfn', got "
+                f"{sorted(unknown)}."
             )
         return _callable_activation(spec, **params)
     raise TypeError(

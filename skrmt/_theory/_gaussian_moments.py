@@ -11,8 +11,11 @@ Order of methods (moments.md §4):
 3. for user callables, the same rule with 40 and 80 panels; when they disagree, an adaptive
    ``scipy.integrate`` fallback and a ``UserWarning`` asking to declare the kinks.
 
-Dual kernels without a closed form use the Hermite (Mehler) series with an adaptive order and the
-Parseval truncation bound; the diagonal always comes from the one-dimensional ``s2``.
+Dual kernels: closed forms of §6; exact bivariate-normal forms for step functions (Owen's T) and
+for the piecewise linear/exponential activations hardtanh and elu (Stein's identity on
+rectangles and the Gaussian tilt); the Hermite (Mehler) series with an adaptive order and the
+Parseval truncation bound for the smooth rest (tanh, sigmoid, gelu, swish, softplus, callables).
+The diagonal of a series kernel always comes from the one-dimensional ``s2``.
 """
 
 import math
@@ -25,7 +28,7 @@ import scipy.special as sc
 from scipy import integrate
 
 from .._backend import get_ops
-from ._activations import Activation, StepFunction, resolve_activation
+from ._activations import StepFunction, resolve_activation
 
 __all__ = [
     "GaussianMoments",
@@ -165,7 +168,8 @@ def gauss_rule(kinks_std=(), n_panels=_N_PANELS, n_nodes=_N_NODES, half_width=_H
     x, w : ndarray
         Nodes and weights (the normal density is folded into ``w``): ``E f(xi) ~ sum w f(x)``.
     """
-    breaks = tuple(sorted({float(k) for k in np.atleast_1d(np.asarray(kinks_std, dtype=np.float64))}))
+    values = np.atleast_1d(np.asarray(kinks_std, dtype=np.float64))
+    breaks = tuple(sorted({float(k) for k in values}))
     return _rule(breaks, int(n_panels), int(n_nodes), float(half_width))
 
 
@@ -174,7 +178,9 @@ def _eval(act, U):
     if Y.shape != U.shape:
         Y = np.broadcast_to(Y, U.shape)
     if not np.all(np.isfinite(Y)):
-        raise ValueError(f"activation {act.name!r} returned non-finite values on the quadrature nodes.")
+        raise ValueError(
+            f"activation {act.name!r} returned non-finite values on the quadrature nodes."
+        )
     return Y
 
 
@@ -309,7 +315,7 @@ def _callable_moments(act, tau):
             "its kinks and jumps (a `kinks` attribute, or resolve_activation(fn, kinks=...)) for "
             "fast exact moments.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         for i in np.flatnonzero(bad):
             adaptive = _adaptive_moments(act, float(tau[i]))
@@ -382,7 +388,9 @@ def _closed_moments(act, tau):
     if name in ("cos", "sin", "rbf"):
         e1, e2 = np.exp(-tau / 2), np.exp(-2 * tau)
         if name == "cos":
-            return dict(m0=e1, s2=(1 + e2) / 2, m1=0 * one, m2=-e1, e3=2 * e1 * e1 - 2 * e2, q=(1 - e2) / 2)
+            return dict(
+                m0=e1, s2=(1 + e2) / 2, m1=0 * one, m2=-e1, e3=2 * e1 * e1 - 2 * e2, q=(1 - e2) / 2
+            )
         if name == "sin":
             return dict(m0=0 * one, s2=(1 - e2) / 2, m1=e1, m2=0 * one, e3=2 * e2, q=(1 + e2) / 2)
         return dict(m0=e1, s2=one, m1=e1, m2=-e1, e3=2 * e1 * e1, q=one)
@@ -613,7 +621,7 @@ def bvn_cdf(h, k, rho):
     ndarray (float64)
     """
     h, k, rho = np.broadcast_arrays(
-        np.asarray(h, dtype=np.float64), np.asarray(k, dtype=np.float64), np.asarray(rho, dtype=np.float64)
+        *(np.asarray(v, dtype=np.float64) for v in (h, k, rho))
     )
     if np.any(np.isnan(h)) or np.any(np.isnan(k)) or np.any(np.isnan(rho)):
         raise ValueError("bvn_cdf arguments must not be NaN.")
@@ -639,8 +647,11 @@ def bvn_cdf(h, k, rho):
         with np.errstate(divide="ignore", invalid="ignore"):
             ah = (kk - r * hh) / (hh * s)
             ak = (hh - r * kk) / (kk * s)
-        Th = np.where(hz, np.sign(kk) / 4.0, sc.owens_t(np.where(hz, 1.0, hh), np.where(hz, 0.0, ah)))
-        Tk = np.where(kz, np.sign(hh) / 4.0, sc.owens_t(np.where(kz, 1.0, kk), np.where(kz, 0.0, ak)))
+        # T(0, +-inf) = +-1/4: the h = 0 (k = 0) limit
+        Th = sc.owens_t(np.where(hz, 1.0, hh), np.where(hz, 0.0, ah))
+        Th = np.where(hz, np.sign(kk) / 4.0, Th)
+        Tk = sc.owens_t(np.where(kz, 1.0, kk), np.where(kz, 0.0, ak))
+        Tk = np.where(kz, np.sign(hh) / 4.0, Tk)
         hk = hh * kk
         beta = np.where((hk < 0) | ((hk == 0) & (hh + kk < 0)), 0.5, 0.0)
         F = 0.5 * Ph[gen] + 0.5 * Pk[gen] - Th - Tk - beta
@@ -654,7 +665,8 @@ def bvn_cdf(h, k, rho):
 # dual kernels (moments.md §6)
 # =============================================================================================
 _CLOSED_PHI = frozenset(
-    {"linear", "relu", "leaky_relu", "abs", "step", "sign", "erf", "cos", "sin", "rbf", "gauss", "quadratic"}
+    {"linear", "relu", "leaky_relu", "abs", "step", "sign", "erf", "cos", "sin", "rbf", "gauss",
+     "quadratic"}
 )
 
 
@@ -747,22 +759,29 @@ def _standardised(s, var):
 def _phi_step_function(L0, h, s, A, B, rho, prime):
     """Step-function Phi (Owen's T) or Phi' (densities), numpy."""
     shape = np.broadcast_shapes(A.shape, B.shape, rho.shape)
+    if prime and h.size == 0:
+        return np.zeros(shape)
     if prime:
         det1 = 1.0 - rho * rho
         AB = A * B
-        if np.any((det1 <= 0) | (AB <= 0)):
+        zero = AB <= 0
+        # a zero-norm input is u = 0 exactly: sigma'(0) is 0 unless a jump sits at 0
+        if np.any((det1 <= 0) & ~zero) or (np.any(zero) and np.any(s == 0.0)):
             raise ValueError(
-                "dual_kernel_prime of a step function is infinite where |rho| = 1 (the diagonal) "
-                "or a norm is 0: its jumps have Dirac derivatives."
+                "dual_kernel_prime of a step function is infinite where |rho| = 1 (the diagonal): "
+                "its jumps have Dirac derivatives."
             )
+        safe_AB = np.where(zero, 1.0, AB)
+        safe_det = np.where(zero, 1.0, det1)
         out = np.zeros(shape)
         for j in range(h.size):
-            za = s[j] / np.sqrt(A)
+            za = s[j] / np.sqrt(np.where(A > 0, A, 1.0))
             for kk in range(h.size):
-                zb = s[kk] / np.sqrt(B)
-                quad = (za * za - 2.0 * rho * za * zb + zb * zb) / (2.0 * det1)
-                out = out + h[j] * h[kk] * np.exp(-quad) / (2.0 * math.pi * np.sqrt(det1 * AB))
-        return out
+                zb = s[kk] / np.sqrt(np.where(B > 0, B, 1.0))
+                quad = (za * za - 2.0 * rho * za * zb + zb * zb) / (2.0 * safe_det)
+                dens = np.exp(-quad) / (2.0 * math.pi * np.sqrt(safe_det * safe_AB))
+                out = out + h[j] * h[kk] * dens
+        return np.where(zero, 0.0, out)
     out = np.full(shape, L0 * L0)
     zA = [_standardised(sj, A) for sj in s]
     zB = [_standardised(sj, B) for sj in s]
@@ -898,19 +917,25 @@ def _phi_pieces(pieces, A, B, rho):
             for lo_q, hi_q, a_q, b_q, g_q in pieces:
                 if a_p or b_p or a_q or b_q:
                     P, EX, EY, EXY = R.moments(
-                        (lo_p, "0"), (hi_p, "0"), (lo_q, "0"), (hi_q, "0"), need_xy=bool(a_p and a_q)
+                        (lo_p, "0"), (hi_p, "0"), (lo_q, "0"), (hi_q, "0"), bool(a_p and a_q)
                     )
                     out = out + b_p * b_q * P + a_p * b_q * rA * EX + b_p * a_q * rB * EY
                     if a_p and a_q:
                         out = out + a_p * a_q * rA * rB * EXY
                 if g_p and (a_q or b_q):
-                    P, _, EY, _ = R.moments((lo_p, "A"), (hi_p, "A"), (lo_q, "C"), (hi_q, "C"), False)
+                    P, _, EY, _ = R.moments(
+                        (lo_p, "A"), (hi_p, "A"), (lo_q, "C"), (hi_q, "C"), False
+                    )
                     out = out + g_p * np.exp(A / 2.0) * (a_q * (rB * EY + C * P) + b_q * P)
                 if g_q and (a_p or b_p):
-                    P, EX, _, _ = R.moments((lo_p, "C"), (hi_p, "C"), (lo_q, "B"), (hi_q, "B"), False)
+                    P, EX, _, _ = R.moments(
+                        (lo_p, "C"), (hi_p, "C"), (lo_q, "B"), (hi_q, "B"), False
+                    )
                     out = out + g_q * np.exp(B / 2.0) * (a_p * (rA * EX + C * P) + b_p * P)
                 if g_p and g_q:
-                    P = R.moments((lo_p, "A+C"), (hi_p, "A+C"), (lo_q, "B+C"), (hi_q, "B+C"), False)[0]
+                    P = R.moments(
+                        (lo_p, "A+C"), (hi_p, "A+C"), (lo_q, "B+C"), (hi_q, "B+C"), False
+                    )[0]
                     out = out + g_p * g_q * np.exp((A + B + 2.0 * C) / 2.0) * P
     return out
 
@@ -1069,21 +1094,33 @@ def dual_kernel(act, A, B, C, ops=None):
         Inner products ``a^T b``; ``rho = C / sqrt(AB)`` is clipped to [-1, 1].
         ``A``, ``B``, ``C`` broadcast (Gram use: shapes (n, 1), (1, m), (n, m)).
     ops : array namespace, optional
-        From :func:`skrmt._backend.get_ops`; None means numpy. Closed forms run in ``ops.xp``;
-        step functions (Owen's T) and the Hermite coefficients are computed with numpy/scipy.
+        From :func:`skrmt._backend.get_ops`; None means numpy. Closed forms and the Hermite
+        series run in ``ops.xp``; the Owen's T forms and the Hermite coefficients are computed
+        with numpy/scipy and moved.
 
     Returns
     -------
     array of the broadcast shape (float64, on the device of ``ops``)
 
+    Warns
+    -----
+    UserWarning
+        When a Hermite series cannot meet its truncation bound with 80 terms.
+
     Notes
     -----
-    Closed forms for linear, relu, leaky_relu, abs, step, sign, erf, cos, sin, rbf, gauss,
-    quadratic and every :class:`StepFunction`; the Hermite (Mehler) series otherwise, with the
-    order chosen (up to 80) so that the Parseval bound ``|rho|^{K+1} sqrt(r_K(A) r_K(B))`` is
-    below ``1e-8 sqrt(s2(A) s2(B))`` (a ``UserWarning`` reports when it is not). Entries on the
-    diagonal (``rho = 1``, ``A = B``) of a series kernel take the exact 1-D ``s2(A)``; use
-    :func:`dual_kernel_diag` for a Gram diagonal.
+    - Closed forms (moments.md §6) for linear, relu, leaky_relu, abs, step, sign, erf, cos, sin,
+      rbf, gauss and quadratic.
+    - Exact bivariate-normal forms (Owen's T) for every :class:`StepFunction` and for hardtanh
+      and elu (linear and exponential pieces integrated over rectangles).
+    - The Hermite (Mehler) series otherwise (tanh, sigmoid, gelu, swish, softplus, callables):
+      coefficients once per distinct variance, the order raised (up to 80) until the Parseval
+      bound ``|rho|^{K+1} sqrt(r_K(A) r_K(B))`` is below ``1e-12 sqrt(s2(A) s2(B))``, and a
+      warning when even 80 terms leave it above ``1e-8``. Entries with ``rho = 1`` and
+      ``A = B`` take the exact 1-D ``s2(A)``.
+
+    For a Gram diagonal call :func:`dual_kernel_diag`: activations with jumps have a
+    ``sqrt(1 - rho)`` singularity there, so a ``rho`` rounded to ``1 - 1e-16`` costs ``1e-8``.
     """
     return _dual(act, A, B, C, ops, prime=False)
 

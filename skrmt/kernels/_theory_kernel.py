@@ -21,6 +21,26 @@ from ..utils._sklearn_compat import Interval, StrOptions, _fit_context, validate
 _DTYPES = [np.float64, np.float32]
 
 
+def _identical_rows(X, Y):
+    """Index pairs (i, j) with ``X[i] == Y[j]`` exactly (compared as float64 bytes)."""
+    import scipy.sparse as sp
+
+    def row_keys(M):
+        M = M.toarray() if sp.issparse(M) else M
+        M = np.ascontiguousarray(M, dtype=np.float64) + 0.0  # +0.0 folds -0.0 into 0.0
+        return [row.tobytes() for row in M]
+
+    where = {}
+    for j, key in enumerate(row_keys(Y)):
+        where.setdefault(key, []).append(j)
+    rows, cols = [], []
+    for i, key in enumerate(row_keys(X)):
+        for j in where.get(key, ()):
+            rows.append(i)
+            cols.append(j)
+    return np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
+
+
 def _moments_dict(mom):
     return {k: float(getattr(mom, k)) for k in ("tau", "m0", "m1", "m2", "d0", "d1", "d2")}
 
@@ -186,15 +206,15 @@ class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = validate_data(
             self, as_numpy_input(X), accept_sparse="csr", dtype=_DTYPES, reset=False
         )
-        return self._gram(X, self.X_fit_, self_gram=False, device=self.device)
+        return self._gram(X, self.X_fit_, device=self.device)
 
     def fit_transform(self, X, y=None):
         """Fit on ``X`` and return its self-Gram (exact diagonal)."""
         self.fit(X)
-        return self._gram(self.X_fit_, self.X_fit_, self_gram=True, device=self.device)
+        return self._gram(self.X_fit_, self.X_fit_, device=self.device)
 
     def __call__(self, X, Y=None):
-        """Kernel matrix ``K(X, Y)`` (``K(X, X)`` when ``Y`` is None or ``Y is X``).
+        """Kernel matrix ``K(X, Y)`` (``K(X, X)`` when ``Y`` is None).
 
         Works unfitted (``SVC(kernel=TheoryKernel())`` clones it unfitted). One-dimensional
         ``X`` and ``Y`` (one pair of samples, as ``pairwise_kernels`` sends for callables)
@@ -202,7 +222,7 @@ class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         variance of ``Y`` (of ``X`` when ``Y`` is None).
         """
         pair = np.ndim(X) == 1 and (Y is None or np.ndim(Y) == 1)
-        self_gram = Y is None or Y is X
+        self_gram = Y is None
         X = check_array(as_numpy_input(np.atleast_2d(X) if pair else X), accept_sparse="csr",
                         dtype=_DTYPES)
         Y = X if self_gram else check_array(
@@ -217,11 +237,11 @@ class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 "form='equivalent' needs the data variance tau_: fit the TheoryKernel first, "
                 "or use it as make_pipeline(TheoryKernel(...), SVC(kernel='precomputed'))."
             )
-        K = self._gram(X, Y, self_gram=self_gram and not pair, device=self.device)
+        K = self._gram(X, Y, device=self.device)
         return float(K[0, 0]) if pair else K
 
     # ------------------------------------------------------------------ internals
-    def _gram(self, X, Y, *, self_gram, device):
+    def _gram(self, X, Y, *, device):
         fitted = hasattr(self, "device_")
         act = self._act if fitted else resolve_activation(self.activation)
         compute = resolve_device(device, at_predict=fitted)
@@ -240,15 +260,18 @@ class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 return ck_equivalent_block(ops, moments, Xb, Yd, tau)
 
         K = ops.map_rows(block, X, Y.shape[0], bytes_per_row=8 * (X.shape[1] + 3 * Y.shape[0]))
-        if self_gram:
-            Xd = ops.asarray(X)
+        # A pair of identical samples is a diagonal entry of the kernel: the limit takes the
+        # exact 1-D value E sigma(u)^2 there (arccos is ill-conditioned at rho = 1) and the
+        # equivalent its identity term d0. Deciding by content, not by position, keeps
+        # fit_transform(X), transform(X) and tk(X, X) equal.
+        rows, cols = _identical_rows(X, Y)
+        if len(rows):
+            Xs = ops.asarray(X[rows])
             if self.form == "limit":
-                diag = ck_limit_diag(ops, act, Xd)
-                np.fill_diagonal(K, ops.to_numpy(diag))
+                K[rows, cols] = ops.to_numpy(ck_limit_diag(ops, act, Xs))
             else:
-                tau = self.tau_ if hasattr(self, "tau_") else data_tau(Y)
-                corr = ck_equivalent_self_diag_correction(ops, gaussian_moments(act, tau), Xd)
-                K[np.diag_indices_from(K)] += ops.to_numpy(corr)
+                corr = ck_equivalent_self_diag_correction(ops, moments, Xs)
+                K[rows, cols] += ops.to_numpy(corr)
         return K.astype(X.dtype, copy=False)
 
     def __sklearn_tags__(self):

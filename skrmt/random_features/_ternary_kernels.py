@@ -135,8 +135,36 @@ def _check_out(out, shape, dtype):
     return out
 
 
+def _parse_call(X, plus, minus, low, high, levels):
+    """Normalise both call forms to (X, plan or None, plus, minus, low, high, levels)."""
+    if isinstance(plus, TernaryKernelPlan):
+        plan = plus
+        if minus is not None:
+            # Plan form called positionally: the values sit one slot to the left.
+            if levels is None:
+                low, high, levels = minus, low, high
+            elif low is not None and high is not None:
+                raise TypeError("with a TernaryKernelPlan pass only low, high and levels.")
+            else:
+                low, high = minus, (low if low is not None else high)
+        if low is None or high is None or levels is None:
+            raise TypeError("low, high and levels are required.")
+        X = _check_X(X)
+        if X.shape[1] != plan.n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, the plan expects {plan.n_features}."
+            )
+        return X, plan, plan.plus, plan.minus, low, high, levels
+    if minus is None or low is None or high is None or levels is None:
+        raise TypeError("plus, minus, low, high and levels are required.")
+    X = _check_X(X)
+    plus, minus = _check_patterns(plus, minus, X.shape[1])
+    return X, None, plus, minus, low, high, levels
+
+
 # ---------------------------------------------------------------------------------- reference
-def ternary_codes_reference(X, plus, minus, low, high, levels, *, out=None):
+def ternary_codes_reference(X, plus, minus=None, low=None, high=None, levels=None, *, out=None,
+                            n_threads=None):
     """Ternary codes by scipy CSR products (the reference).
 
     Parameters
@@ -147,7 +175,8 @@ def ternary_codes_reference(X, plus, minus, low, high, levels, *, out=None):
         The +1 and the -1 positions of each of the ``n_components`` rows of ``W`` in CSR form
         without data (``TernaryMatrix.patterns()``); ``indptr`` has length ``n_components + 1``,
         ``indices`` are column indices into the input features (any unsigned or signed integer
-        dtype).
+        dtype). As in :func:`ternary_codes`, a :class:`TernaryKernelPlan` may replace both
+        (``ternary_codes_reference(X, plan, low, high, levels)``); its patterns are used.
     low, high : float
         Thresholds on ``T = W x`` (``low <= high``), rounded to ``X``'s dtype.
     levels : sequence of 3 floats
@@ -155,6 +184,8 @@ def ternary_codes_reference(X, plus, minus, low, high, levels, *, out=None):
         dtype). A NaN ``T`` gets ``levels[1]``.
     out : ndarray of shape (n_samples, n_components), optional
         C-contiguous array of ``X``'s dtype to write into.
+    n_threads : None
+        Ignored (the scipy products are single-threaded); accepted for drop-in calls.
 
     Returns
     -------
@@ -166,8 +197,7 @@ def ternary_codes_reference(X, plus, minus, low, high, levels, *, out=None):
     ``T`` is computed as ``X @ P.T - X @ M.T`` with transient float CSR matrices ``P`` and ``M``
     of ``X``'s dtype, by row chunks to bound the transient memory.
     """
-    X = _check_X(X)
-    plus, minus = _check_patterns(plus, minus, X.shape[1])
+    X, _, plus, minus, low, high, levels = _parse_call(X, plus, minus, low, high, levels)
     low, high, (l0, l1, l2) = _check_thresholds(low, high, levels, X.dtype)
     n, p = X.shape
     n_components = plus[0].shape[0] - 1
@@ -629,23 +659,27 @@ class _Threads:
         return False
 
 
+def _check_n_threads(n_threads):
+    if n_threads is None:
+        return None
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads must be None or an int, got {n_threads!r}.")
+    n_threads = int(n_threads)
+    if n_threads != -1 and n_threads < 1:
+        raise ValueError(f"n_threads must be None, -1 or >= 1, got {n_threads}.")
+    return n_threads
+
+
 def _resolve_threads(numba, n_threads):
     limit = int(numba.config.NUMBA_NUM_THREADS)
     if n_threads is None:
         return numba.get_num_threads()
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
-        raise TypeError(f"n_threads must be None or an int, got {n_threads!r}.")
-    n_threads = int(n_threads)
-    if n_threads == -1:
-        return limit
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be None, -1 or >= 1, got {n_threads}.")
-    return min(n_threads, limit)
+    return limit if n_threads == -1 else min(n_threads, limit)
 
 
-def _run(kind, X, args, out, n_threads):
-    """Run one numba kernel kind; return False (after recording why) if it cannot compile."""
-    key = (kind, X.dtype.name)
+def _run(kind, dtype, args, n_threads):
+    """Run one numba kernel kind on ``args(threads)``; False (reason recorded) if it fails."""
+    key = (kind, dtype.name)
     if key in _STATE.failed or (kind == "vector" and "intrinsics" in _STATE.failed):
         return False
     dispatcher = _jit(kind)
@@ -724,54 +758,31 @@ def ternary_codes(X, plus, minus=None, low=None, high=None, levels=None, *, out=
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
-    if isinstance(plus, TernaryKernelPlan):
-        plan = plus
-        if minus is not None:
-            # Plan form called positionally: the values sit one slot to the left.
-            if levels is None:
-                low, high, levels = minus, low, high
-            elif low is not None and high is not None:
-                raise TypeError("with a TernaryKernelPlan pass only low, high and levels.")
-            else:
-                low, high = minus, (low if low is not None else high)
-        if low is None or high is None or levels is None:
-            raise TypeError("low, high and levels are required.")
-        X = _check_X(X)
-        if X.shape[1] != plan.n_features:
-            raise ValueError(f"X has {X.shape[1]} features, the plan expects {plan.n_features}.")
-    else:
-        if minus is None or low is None or high is None or levels is None:
-            raise TypeError("plus, minus, low, high and levels are required.")
-        X = _check_X(X)
-        plan = None
-        plus, minus = _check_patterns(plus, minus, X.shape[1])
-
+    n_threads = _check_n_threads(n_threads)
+    X, plan, plus, minus, low, high, levels = _parse_call(X, plus, minus, low, high, levels)
     low_t, high_t, (l0, l1, l2) = _check_thresholds(low, high, levels, X.dtype)
-    n_components = plan.n_components if plan is not None else plus[0].shape[0] - 1
+    n_components = plus[0].shape[0] - 1
     n = X.shape[0]
     out = _check_out(out, (n, n_components), X.dtype)
     if n == 0 or n_components == 0:
         return out
 
     if method != "reference":
-        if plan is None:
-            plan = prepare_ternary_kernel(plus, minus, X.shape[1])
 
         def vector_args(threads):
+            layout = plan if plan is not None else prepare_ternary_kernel(plus, minus, X.shape[1])
             n_chunks = max(1, min(threads, -(-n // LANES)))
-            return (X, plan.indices, plan.tile_ptr, plan.columns, plan.wide, low_t, high_t, l0, l1, l2,
-                    out, n_chunks)
+            return (X, layout.indices, layout.tile_ptr, layout.columns, layout.wide,
+                    low_t, high_t, l0, l1, l2, out, n_chunks)
 
         def scalar_args(threads):
-            (pp, pi), (mp, mi) = plan.plus, plan.minus
+            (pp, pi), (mp, mi) = plus, minus
             return (X, pp, pi, mp, mi, low_t, high_t, l0, l1, l2, X.dtype.type(0), out)
 
-        if _run("vector", X, vector_args, out, n_threads):
+        if _run("vector", X.dtype, vector_args, n_threads):
             return out
-        if _run("scalar", X, scalar_args, out, n_threads):
+        if _run("scalar", X.dtype, scalar_args, n_threads):
             return out
-    if plan is not None:
-        plus, minus = plan.plus, plan.minus
     return ternary_codes_reference(X, plus, minus, low_t, high_t, (l0, l1, l2), out=out)
 
 

@@ -6,6 +6,8 @@ computed in float64, and their fraction must stay <= 1e-4.
 """
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -267,6 +269,43 @@ def test_plan_call_forms_pickle_and_out():
     assert ternary_codes_reference(X, *tm.patterns(), -0.4, 0.6, LEVELS, out=ref_out) is ref_out
     g = ternary_codes(X, plan, -0.4, 0.6, LEVELS, method="reference")
     _assert_near_threshold_only(a, g, X, W, -0.4, 0.6, np.float32)
+    np.testing.assert_array_equal(ternary_codes_reference(X, plan, -0.4, 0.6, LEVELS), g)
+
+
+def test_index_dtypes():
+    # int64 row pointers and signed int32 column indices give the same codes.
+    X, W, tm = _problem(22, 33, 90, 19, 0.5, np.float64)
+    (pp, pi), (mp, mi) = tm.patterns()
+    a = ternary_codes(X, (pp, pi), (mp, mi), -0.5, 0.5, LEVELS)
+    wide = (pp.astype(np.int64), pi.astype(np.int32)), (mp.astype(np.int64), mi.astype(np.int32))
+    np.testing.assert_array_equal(ternary_codes(X, *wide, -0.5, 0.5, LEVELS), a)
+    np.testing.assert_array_equal(
+        ternary_codes_reference(X, *wide, -0.5, 0.5, LEVELS),
+        ternary_codes_reference(X, *tm.patterns(), -0.5, 0.5, LEVELS),
+    )
+
+
+@pytest.mark.slow
+def test_compiled_kernel_is_cached_on_disk():
+    # A fresh process loads the vector kernel from numba's cache instead of recompiling
+    # (skipped where numba found no writable cache location).
+    X, W, tm = _problem(23, 20, 30, 10, 0.5, np.float32)
+    ternary_codes(X, *tm.patterns(), -0.5, 0.5, LEVELS)
+    dispatcher = tk._STATE.kernels["vector"]
+    if type(dispatcher._cache).__name__ == "NullCache":
+        pytest.skip("no numba cache location")
+    code = (
+        "import numpy as np\n"
+        "from skrmt.random_features import _ternary_kernels as tk\n"
+        "from skrmt.random_features._ternary_matrix import TernaryMatrix, draw_ternary\n"
+        "W = draw_ternary(np.random.default_rng(0), 10, 30, 0.5)\n"
+        "tk.ternary_codes(np.ones((20, 30), np.float32), *TernaryMatrix(W).patterns(), 0, 1, (0, 1, 2))\n"
+        "d = tk._STATE.kernels['vector']\n"
+        "print(sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    hits, misses = map(int, res.stdout.split())
+    assert (hits, misses) == (1, 0)
 
 
 def _decode_plan(plan):
@@ -377,6 +416,8 @@ def test_validation():
         ternary_codes(X, (pats[0][0][::-1].copy(), pats[0][1]), pats[1], 0.0, 1.0, LEVELS)
     with pytest.raises(ValueError, match="n_features"):
         prepare_ternary_kernel(*pats, 0)
+    with pytest.raises(ValueError, match="too large"):
+        prepare_ternary_kernel(*pats, 2**25)
     with pytest.raises(TypeError, match="levels are required"):
         ternary_codes(X, prepare_ternary_kernel(*pats, 10), 0.0, 1.0)
 

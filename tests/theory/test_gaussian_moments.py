@@ -406,8 +406,11 @@ def test_prime_of_jumps_raises_on_the_diagonal():
             dual_kernel_prime(act, np.array([[1.0], [2.0]]), np.array([[1.0, 2.0]]), np.array([[1.0, 0.5], [0.5, 2.0]]))
         with pytest.raises(ValueError, match="infinite"):
             dual_kernel_prime_diag(act, [1.0])
-    # finite where defined
+    # finite where defined; a zero-norm input has sigma'(0) = 0 when no jump sits at 0
     assert np.isfinite(float(dual_kernel_prime("step", 1.0, 1.0, 0.5)))
+    assert float(dual_kernel_prime(TERNARY, 0.0, 1.0, 0.0)) == 0.0
+    with pytest.raises(ValueError, match="infinite"):
+        dual_kernel_prime("sign", 0.0, 1.0, 0.0)
 
 
 def test_prime_diag_is_q():
