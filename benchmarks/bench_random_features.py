@@ -118,14 +118,17 @@ def _time_transform(est, X, repeats):
 def main():
     args = _parse()
     n_threads = args.threads or os.cpu_count() or 1
-    limiter, pool_lines = _configure_threads(n_threads)
-
+    # Load every library that brings a thread pool first: threadpoolctl limits only the
+    # pools loaded when it is called.
+    import scipy.linalg  # noqa: F401
     from sklearn.kernel_approximation import RBFSampler
 
     import skrmt
     from skrmt import LowPrecisionRFF, TernaryRandomFeatures
     from skrmt._compare import _held_bytes, median_gamma, trf_input
     from skrmt.utils import memory_report
+
+    limiter, pool_lines = _configure_threads(n_threads)
 
     X, source = _load(args)
     n, p = X.shape

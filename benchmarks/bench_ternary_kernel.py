@@ -69,8 +69,9 @@ def main():
 
     with threadpool_limits(limits=threads):
         pools = sorted({(i["internal_api"], i["num_threads"]) for i in threadpool_info()})
+        coretype = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
         print(f"# n={n} p={p} N={N} threads={threads} (numba too) machine={platform.machine()} "
-              f"cpus={os.cpu_count()} OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+              f"cpus={os.cpu_count()} OPENBLAS_CORETYPE={coretype}")
         print(f"# BLAS/OpenMP pools (api, threads): {pools}")
 
         rbf = RBFSampler(n_components=N, random_state=args.seed).fit(X)
@@ -105,7 +106,8 @@ def main():
               lambda: ternary_codes_reference(X, *patterns, -s9, s9, levels))], 1))
 
     print(f"# kernels: {_kernel_status()}")
-    print(f"{'method':34s} {'best [s]':>9s} {'median [s]':>10s} {'RBF/best':>9s} {'RBF/median':>10s}")
+    print(f"{'method':34s} {'best [s]':>9s} {'median [s]':>10s} {'RBF/best':>9s} "
+          f"{'RBF/median':>10s}")
     rbf_best, rbf_med = results["RBFSampler.transform"]
     for name, (best, med) in results.items():
         print(f"{name:34s} {best:9.4f} {med:10.4f} {rbf_best / best:9.2f} {rbf_med / med:10.2f}")

@@ -265,6 +265,12 @@ def _run_compare(args, n_components, bits, sparsities, seeds, pool_lines, t_star
     return 0
 
 
+def _version_text(name, version):
+    if version is not None:
+        return version
+    return "no CUDA device" if name == "cuda" else "not installed"
+
+
 def print_environment(file=None):
     """Print versions and the offline data sets found, with their verification status."""
     import numpy as np
@@ -274,7 +280,7 @@ def print_environment(file=None):
     file = file or sys.stdout
     print("skrmt environment", file=file)
     for name, version in _compare.versions().items():
-        print(f"  {name:<14} {version if version is not None else 'not installed'}", file=file)
+        print(f"  {name:<14} {_version_text(name, version)}", file=file)
     print("offline data sets:", file=file)
     import sklearn
 

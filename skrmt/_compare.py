@@ -539,6 +539,10 @@ def compare(X_train, y_train, X_val, y_val, X_test, y_test, *,
     if not gamma > 0:
         raise ValueError(f"gamma must be positive, got {gamma!r}")
 
+    if device not in (None, "numpy"):
+        from ._backend import torch_available
+
+        torch_available()  # loads torch, hence its thread pools, before they are limited
     limiter = limit_threads(n_threads)[0] if n_threads is not None else None
     try:
         return _compare_rows(
@@ -753,6 +757,10 @@ def limit_threads(n_threads):
     description : list of str
         One line per pool, for printing.
     """
+    # threadpoolctl limits only the pools already loaded: load scipy's OpenBLAS and
+    # scikit-learn's OpenMP runtime first.
+    import scipy.linalg  # noqa: F401
+    import sklearn.kernel_approximation  # noqa: F401
     from threadpoolctl import threadpool_info, threadpool_limits
 
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) \
@@ -921,23 +929,24 @@ def write_json(payload, path):
 
 
 def versions():
-    """Versions of Python and the numerical stack (and CUDA when torch sees it)."""
-    out = {"python": platform.python_version()}
-    from . import __version__
+    """Versions of Python, skrmt and the numerical stack, and the CUDA device torch sees."""
+    from importlib import metadata
 
-    out["skrmt"] = __version__
-    for name in ("numpy", "scipy", "sklearn", "torch", "numba", "matplotlib", "threadpoolctl"):
-        module = sys.modules.get(name)
-        if module is None:
-            try:
-                module = __import__(name)
-            except ImportError:
-                out[name] = None
-                continue
-        out[name] = getattr(module, "__version__", "?")
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        out["cuda"] = torch.version.cuda if torch.cuda.is_available() else None
+    from . import __version__
+    from ._backend import cuda_available
+
+    out = {"python": platform.python_version(), "skrmt": __version__}
+    for key, dist in (("numpy", "numpy"), ("scipy", "scipy"), ("sklearn", "scikit-learn"),
+                      ("torch", "torch"), ("numba", "numba"), ("matplotlib", "matplotlib"),
+                      ("threadpoolctl", "threadpoolctl")):
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = None
+    out["cuda"] = None
+    if out["torch"] is not None and cuda_available():
+        torch = sys.modules["torch"]  # loaded by the backend's check
+        out["cuda"] = f"{torch.version.cuda} ({torch.cuda.get_device_name(0)})"
     return out
 
 

@@ -441,22 +441,21 @@ class Activation:
         """``sigma(x)`` on the array type of ``ops`` (numpy when ``ops`` is None).
 
         Registered activations and step functions run natively in torch; a user callable is
-        evaluated in numpy and its result moved back to the device of ``x``.
+        evaluated in numpy and its result moved back to the device and dtype of ``x``.
         """
         if ops is None or not getattr(ops, "is_torch", False):
             return self.fn(x)
-        return self.torch_fn(x)
+        if self._impl is not None:
+            return self._impl(x, ops.xp, **dict(self.params))
+        y = np.asarray(self.fn(ops.to_numpy(x).astype(np.float64)), dtype=np.float64)
+        return ops.asarray(y).to(dtype=x.dtype)
 
     def torch_fn(self, x):
         """``sigma(x)`` on a torch tensor (dtype and device kept)."""
-        import torch
+        from .._backend import get_ops
 
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        if self._impl is not None:
-            return self._impl(x, torch, **dict(self.params))
-        y = np.asarray(self.fn(x.detach().cpu().numpy().astype(np.float64)), dtype=np.float64)
-        return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
+        ops = get_ops(str(x.device), np.float64)
+        return self.apply(x, ops)
 
 
 def _rebuild_named(name, params):

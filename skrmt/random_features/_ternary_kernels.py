@@ -41,7 +41,12 @@ import threading
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["TernaryKernelPlan", "prepare_ternary_kernel", "ternary_codes", "ternary_codes_reference"]
+__all__ = [
+    "TernaryKernelPlan",
+    "prepare_ternary_kernel",
+    "ternary_codes",
+    "ternary_codes_reference",
+]
 
 # Samples per block = lanes of the vector type (512 bits in float32; LLVM splits it on CPUs
 # with narrower vectors).
@@ -73,7 +78,9 @@ def _check_pattern(pattern, name):
     if indptr.dtype.kind not in "iu" or indices.dtype.kind not in "iu":
         raise TypeError(f"{name}: indptr and indices must have an integer dtype.")
     if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
-        raise ValueError(f"{name}: indptr must start at 0, be non-decreasing and end at len(indices).")
+        raise ValueError(
+            f"{name}: indptr must start at 0, be non-decreasing and end at len(indices)."
+        )
     if indices.shape[0] and indices.dtype.kind == "i" and indices.min() < 0:
         raise ValueError(f"{name}: indices must be non-negative.")
     return indptr, indices
@@ -129,7 +136,10 @@ def _check_out(out, shape, dtype):
     if not isinstance(out, np.ndarray):
         raise TypeError("out must be a numpy array.")
     if out.shape != shape or out.dtype != dtype:
-        raise ValueError(f"out must have shape {shape} and dtype {np.dtype(dtype)}, got {out.shape} {out.dtype}.")
+        raise ValueError(
+            f"out must have shape {shape} and dtype {np.dtype(dtype)}, "
+            f"got {out.shape} {out.dtype}."
+        )
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError("out must be C-contiguous and writeable.")
     return out
@@ -163,8 +173,9 @@ def _parse_call(X, plus, minus, low, high, levels):
 
 
 # ---------------------------------------------------------------------------------- reference
-def ternary_codes_reference(X, plus, minus=None, low=None, high=None, levels=None, *, out=None,
-                            n_threads=None):
+def ternary_codes_reference(
+    X, plus, minus=None, low=None, high=None, levels=None, *, out=None, n_threads=None
+):
     """Ternary codes by scipy CSR products (the reference).
 
     Parameters
@@ -420,8 +431,10 @@ def _vector_kernel_py(X, idx, tile_ptr, columns, wide, low, high, l0, l1, l2, ou
             for w in range(n_windows):
                 t_stop = min((w + 1) * tiles_per_window, n_tiles)
                 for t in range(w * tiles_per_window, t_stop):
-                    _tile(buf, idx, tile_ptr[t], tile_ptr[t + 1], stage, columns, t * TILE,  # noqa: F821
-                          low, high, l0, l1, l2)
+                    _tile(  # noqa: F821 (resolved by the overload in _define_intrinsics)
+                        buf, idx, tile_ptr[t], tile_ptr[t + 1], stage, columns, t * TILE,
+                        low, high, l0, l1, l2,
+                    )
                 c0 = w * WINDOW
                 width = min(WINDOW, n_out - c0)
                 for r in range(rows):
@@ -544,12 +557,13 @@ def _define_intrinsics(numba):
 
     @intrinsic
     def vacc(typingctx, acc, buf, idx, pos):
-        """``acc + buf[idx[pos] : idx[pos] + LANES]`` (no bounds checks: the plan guarantees them)."""
+        """``acc + buf[idx[pos] : idx[pos] + LANES]``, unchecked (the plan keeps it in bounds)."""
 
         def codegen(context, builder, sig, args):
             a, b, ix, ps = args
             vt = context.get_value_type(sig.args[0])
-            offset = builder.load(builder.gep(data_ptr(context, builder, sig.args[2], ix), [ps], inbounds=True))
+            idx_data = data_ptr(context, builder, sig.args[2], ix)
+            offset = builder.load(builder.gep(idx_data, [ps], inbounds=True))
             offset = builder.sext(offset, i64)
             ptr = builder.gep(data_ptr(context, builder, sig.args[1], b), [offset], inbounds=True)
             element_size = context.get_abi_sizeof(vt.element)
@@ -581,8 +595,10 @@ def _define_intrinsics(numba):
             bytes_ptr = builder.bitcast(proxy.data, ir.IntType(8).as_pointer())
             for lane in range(LANES):
                 offset = builder.add(base, builder.mul(ir.Constant(i64, lane), row_stride))
-                ptr = builder.bitcast(builder.gep(bytes_ptr, [offset], inbounds=True), vt.element.as_pointer())
-                builder.store(builder.extract_element(codes, ir.Constant(i32, lane)), ptr, align=element_size)
+                ptr = builder.gep(bytes_ptr, [offset], inbounds=True)
+                ptr = builder.bitcast(ptr, vt.element.as_pointer())
+                value = builder.extract_element(codes, ir.Constant(i32, lane))
+                builder.store(value, ptr, align=element_size)
             return context.get_dummy_value()
 
         return types.none(acc, stage, col, low, high, l0, l1, l2), codegen
@@ -633,11 +649,12 @@ def _jit(kind):
         return None
     if kind not in _STATE.kernels:
         py_func = _vector_kernel_py if kind == "vector" else _scalar_kernel_py
+        options = dict(parallel=True, boundscheck=False, nogil=True)
         try:
-            dispatcher = numba.njit(parallel=True, cache=True, boundscheck=False, nogil=True)(py_func)
+            dispatcher = numba.njit(cache=True, **options)(py_func)
         except Exception:
-            # No writable cache location: compile in memory.
-            dispatcher = numba.njit(parallel=True, cache=False, boundscheck=False, nogil=True)(py_func)
+            # No usable cache location: compile in memory.
+            dispatcher = numba.njit(cache=False, **options)(py_func)
         _STATE.kernels[kind] = dispatcher
     return _STATE.kernels[kind]
 
@@ -705,8 +722,10 @@ def _run(kind, dtype, args, n_threads):
     return True
 
 
-def ternary_codes(X, plus, minus=None, low=None, high=None, levels=None, *, out=None, n_threads=None,
-                  method="auto"):
+def ternary_codes(
+    X, plus, minus=None, low=None, high=None, levels=None, *, out=None, n_threads=None,
+    method="auto",
+):
     """Ternary codes of ``W x`` for ternary ``W``, without multiplications.
 
     Two call forms::
@@ -787,9 +806,9 @@ def ternary_codes(X, plus, minus=None, low=None, high=None, levels=None, *, out=
 
 
 def _kernel_status():
-    """Which numba kernels compiled on this machine and why others did not (for diagnostics)."""
+    """Which numba dispatchers were built and which kernels failed, and why (diagnostics)."""
     return {
         "numba_import_error": _STATE.import_error,
-        "compiled": sorted(_STATE.kernels),
+        "built": sorted(_STATE.kernels),
         "failed": dict(_STATE.failed),
     }
