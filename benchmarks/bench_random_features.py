@@ -6,7 +6,8 @@ One run, one process, one thread configuration for every method (README correcti
 and scipy's OpenBLAS pools, and any OpenMP pool, are limited to ``--threads`` with
 ``threadpoolctl``; numba's pool and torch's intra-op pool get the same count). Times are the
 best of ``--repeats`` transforms of the same float32 matrix after a warm-up call (which also
-compiles numba kernels); only ratios within one run mean anything on a shared machine.
+compiles numba kernels), the methods timed in turn so that load from other processes hits all
+alike; only ratios within one run mean anything on a shared machine.
 
 Data: the first ``n`` rows of Fashion-MNIST's official training set (centred ``X / 255``) when
 the Debian package ``dataset-fashion-mnist`` is installed, else standardised Gaussian rows
@@ -44,7 +45,7 @@ def _parse():
     p.add_argument("--N", type=int, default=4096, help="number of features (default 4096)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for BLAS, OpenMP, numba and torch (default: all CPUs)")
-    p.add_argument("--repeats", type=int, default=3, help="timed transforms per method")
+    p.add_argument("--repeats", type=int, default=5, help="timed transforms per method")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--synthetic", action="store_true",
                    help="use Gaussian rows even when Fashion-MNIST is installed")
@@ -105,14 +106,17 @@ def _numba_ran():
     return True
 
 
-def _time_transform(est, X, repeats):
-    est.transform(X[:64])  # warm-up: numba compilation, caches
-    times = []
+def _time_round_robin(cases, repeats):
+    """Best and median wall time per case; cases timed in turn so that load hits all alike."""
+    for fn in cases.values():
+        fn()  # warm-up: numba compilation, caches
+    times = {name: [] for name in cases}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        est.transform(X)
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (min(ts), statistics.median(ts)) for name, ts in times.items()}
 
 
 def main():
@@ -145,7 +149,7 @@ def main():
     for line in pool_lines:
         print(line)
     print(f"  LP-RFF projection: {args.lp_projection}; times: best (median) of "
-          f"{args.repeats} transforms after a warm-up")
+          f"{args.repeats} transforms after a warm-up, cases timed round-robin")
     print()
 
     methods = [
@@ -163,23 +167,21 @@ def main():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # near-even rbf target at tau ~ 1
             est.fit(data)
-        fit_s = time.perf_counter() - t0
-        best, med = _time_transform(est, data, args.repeats)
         rep = memory_report(est)
-        results[name] = {"est": est, "fit_s": fit_s, "best": best, "median": med,
-                         "P_bits": rep["P"], "held": _held_bytes(est)}
-        print(f"  ... {name}: transform {best:.3f} s", file=sys.stderr, flush=True)
+        results[name] = {"est": est, "fit_s": time.perf_counter() - t0, "P_bits": rep["P"],
+                         "held": _held_bytes(est)}
 
     # Reference: the dense float32 GEMM X W^T that any dense-weight map pays (correction 3).
     W = np.random.RandomState(args.seed).standard_normal((p, N)).astype(np.float32)
-    X @ W[:, :64]
-    gemm = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        X @ W
-        gemm.append(time.perf_counter() - t0)
-    gemm_best = min(gemm)
+    cases = {name: (lambda est=est, data=data: est.transform(data))
+             for name, est, data in methods}
+    cases["dense GEMM X W^T"] = lambda: X @ W
+    print(f"  timing {len(cases)} cases x {args.repeats} rounds ...", file=sys.stderr, flush=True)
+    timed = _time_round_robin(cases, args.repeats)
     del W
+    for name in results:
+        results[name]["best"], results[name]["median"] = timed[name]
+    gemm_best = timed["dense GEMM X W^T"][0]
 
     t_rbf = results["RBFSampler"]["best"]
     print("transform time (float32, same threads)")

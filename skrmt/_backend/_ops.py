@@ -60,12 +60,14 @@ class NumpyOps:
     def budget_bytes(self):
         return int(get_config()["working_memory"] * 2**20)
 
-    def map_rows(self, func, X, n_out, *, bytes_per_row=None, out_dtype=None):
+    def map_rows(self, func, X, n_out, *, bytes_per_row=None, out_dtype=None, writes_out=False):
         """Apply ``func`` to row blocks of ``X`` (numpy or CSR) and stack a numpy result.
 
         ``func`` receives a dense device block and returns a device array with ``n_out``
-        columns. Each output row depends only on its input row, so the block size cannot
-        change results.
+        columns; with ``writes_out=True`` (numpy only) it receives ``(block, out_block)`` and
+        writes its result into ``out_block``, a C-contiguous row slice of the output, which
+        saves one copy of the output. Each output row depends only on its input row, so the
+        block size cannot change results.
         """
         n = X.shape[0]
         out = np.empty((n, n_out), dtype=self.dtype if out_dtype is None else out_dtype)
@@ -73,7 +75,10 @@ class NumpyOps:
             bytes_per_row = (X.shape[1] + 2 * n_out) * self.dtype.itemsize
         size = _block_rows(n, bytes_per_row, self.budget_bytes())
         for rows in gen_batches(n, size):
-            out[rows] = self.to_numpy(func(self.asarray(X[rows])))
+            if writes_out and not self.is_torch:
+                func(self.asarray(X[rows]), out[rows])
+            else:
+                out[rows] = self.to_numpy(func(self.asarray(X[rows])))
         return out
 
 

@@ -614,7 +614,8 @@ class _NumbaState:
     """Lazily built numba dispatchers and what failed, per kernel kind."""
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # serialises kernel launches where needed
+        self.init_lock = threading.Lock()  # one import / intrinsic definition / jit per process
         self.numba = None
         self.import_error = None
         self.kernels = {}
@@ -626,6 +627,11 @@ _STATE = _NumbaState()
 
 
 def _numba():
+    with _STATE.init_lock:
+        return _numba_locked()
+
+
+def _numba_locked():
     if _STATE.numba is None and _STATE.import_error is None:
         try:
             import numba
@@ -647,7 +653,9 @@ def _jit(kind):
     numba = _numba()
     if numba is None:
         return None
-    if kind not in _STATE.kernels:
+    with _STATE.init_lock:
+        if kind in _STATE.kernels:
+            return _STATE.kernels[kind]
         py_func = _vector_kernel_py if kind == "vector" else _scalar_kernel_py
         options = dict(parallel=True, boundscheck=False, nogil=True)
         try:

@@ -255,10 +255,10 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                                                               X.shape[1])
             )
 
-            def block(Xb):
-                return ternary_codes(np.ascontiguousarray(Xb), plan, low, high, levels)
+            def block(Xb, out):
+                ternary_codes(np.ascontiguousarray(Xb), plan, low, high, levels, out=out)
 
-        return ops.map_rows(block, X, self.n_components)
+        return ops.map_rows(block, X, self.n_components, writes_out=not ops.is_torch)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

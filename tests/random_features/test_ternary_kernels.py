@@ -152,6 +152,24 @@ def test_integer_inputs_are_exact_including_ties(dtype):
             assert np.all(got[T > high] == dtype(LEVELS[2]))
 
 
+@pytest.mark.parametrize("eps", [0.9, 0.0])
+def test_thresholds_placed_on_entries(eps):
+    # Thresholds equal to exact T values of two entries (20 draws): those may round either
+    # way on either path; every difference must lie within the rounding bound.
+    X, W, tm = _problem(31, 64, 784, 96, eps, np.float32)
+    T = X.astype(np.float64) @ W.T.astype(np.float64)
+    plan = prepare_ternary_kernel(*tm.patterns(), 784)
+    rng = np.random.default_rng(3)
+    flat = np.sort(T.ravel())
+    for _ in range(20):
+        low, high = np.sort(rng.choice(flat[flat.size // 8 : -flat.size // 8], 2, replace=False))
+        got = ternary_codes(X, plan, low, high, LEVELS)
+        ref = ternary_codes_reference(X, plan, low, high, LEVELS)
+        _assert_near_threshold_only(got, ref, X, W, low, high, np.float32, max_fraction=2e-3)
+        exact = _exact(X, W, low, high, LEVELS, np.float32)[1]
+        _assert_near_threshold_only(got, exact, X, W, low, high, np.float32, max_fraction=2e-3)
+
+
 def test_empty_and_one_signed_components():
     rng = np.random.default_rng(7)
     p, N = 40, 11
