@@ -265,10 +265,13 @@ def _run_compare(args, n_components, bits, sparsities, seeds, pool_lines, t_star
     return 0
 
 
+_MISSING_TEXT = {"cuda": "no CUDA device"}
+
+
 def _version_text(name, version):
     if version is not None:
         return version
-    return "no CUDA device" if name == "cuda" else "not installed"
+    return _MISSING_TEXT.get(name, "not installed")
 
 
 def print_environment(file=None):

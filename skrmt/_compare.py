@@ -33,6 +33,8 @@ import warnings
 
 import numpy as np
 
+from ._backend import torch_num_threads
+
 __all__ = [
     "ALPHAS",
     "CSV_FIELDS",
@@ -740,7 +742,7 @@ class _ThreadLimits:
 
             numba.set_num_threads(self._numba)
         if self._torch is not None:
-            sys.modules["torch"].set_num_threads(self._torch)
+            torch_num_threads(self._torch)
 
 
 def limit_threads(n_threads):
@@ -780,11 +782,9 @@ def limit_threads(n_threads):
         numba_before = numba.get_num_threads()
         numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
         lines.append(f"numba: {numba.get_num_threads()} thread(s)")
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch_before = torch.get_num_threads()
-        torch.set_num_threads(n_threads)
-        lines.append(f"torch: {torch.get_num_threads()} thread(s)")
+    torch_before = torch_num_threads(n_threads)
+    if torch_before is not None:
+        lines.append(f"torch: {torch_num_threads()} thread(s)")
     return _ThreadLimits(limiter, numba_before, torch_before), lines
 
 
@@ -933,7 +933,7 @@ def versions():
     from importlib import metadata
 
     from . import __version__
-    from ._backend import cuda_available
+    from ._backend import cuda_description
 
     out = {"python": platform.python_version(), "skrmt": __version__}
     for key, dist in (("numpy", "numpy"), ("scipy", "scipy"), ("sklearn", "scikit-learn"),
@@ -943,10 +943,7 @@ def versions():
             out[key] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[key] = None
-    out["cuda"] = None
-    if out["torch"] is not None and cuda_available():
-        torch = sys.modules["torch"]  # loaded by the backend's check
-        out["cuda"] = f"{torch.version.cuda} ({torch.cuda.get_device_name(0)})"
+    out["cuda"] = cuda_description() if out["torch"] is not None else None
     return out
 
 

@@ -1,6 +1,12 @@
 """Backend dispatch (numpy / torch): the only package in skrmt that imports torch."""
 
-from ._device import cuda_available, resolve_device, torch_available
+from ._device import (
+    cuda_available,
+    cuda_description,
+    resolve_device,
+    torch_available,
+    torch_num_threads,
+)
 from ._ops import DeviceCache, NumpyOps, TorchOps, as_numpy_input, get_ops
 
 __all__ = [
@@ -9,7 +15,9 @@ __all__ = [
     "TorchOps",
     "as_numpy_input",
     "cuda_available",
+    "cuda_description",
     "get_ops",
     "resolve_device",
     "torch_available",
+    "torch_num_threads",
 ]

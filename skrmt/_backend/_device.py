@@ -92,3 +92,28 @@ def resolve_device(device, *, at_predict=False):
         stacklevel=3,
     )
     return fallback
+
+
+def torch_num_threads(n_threads=None):
+    """Threads of torch's intra-op pool, or None when torch is not loaded.
+
+    With ``n_threads`` set, set them and return the previous count. torch is not imported
+    here: a process that never loaded it has no pool to limit.
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    before = torch.get_num_threads()
+    if n_threads is not None:
+        torch.set_num_threads(int(n_threads))
+    return before
+
+
+def cuda_description():
+    """``"<CUDA version> (<device 0 name>)"`` when torch sees a CUDA device, else None."""
+    if not cuda_available():
+        return None
+    torch = _import_torch()
+    return f"{torch.version.cuda} ({torch.cuda.get_device_name(0)})"
