@@ -3,9 +3,10 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._base import FLOAT_DTYPES, FeatureMapMixin
 from .._backend import as_numpy_input, get_ops, resolve_device
 from .._theory._activations import ACTIVATION_NAMES, resolve_activation
 from .._theory._ck import (
@@ -16,9 +17,8 @@ from .._theory._ck import (
     data_tau,
 )
 from .._theory._gaussian_moments import gaussian_moments
-from ..utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
+from ..utils._sklearn_compat import Interval, StrOptions, _fit_context
 
-_DTYPES = [np.float64, np.float32]
 
 
 def _identical_rows(X, Y):
@@ -45,7 +45,7 @@ def _moments_dict(mom):
     return {k: float(getattr(mom, k)) for k in ("tau", "m0", "m1", "m2", "d0", "d1", "d2")}
 
 
-class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class TheoryKernel(FeatureMapMixin, BaseEstimator):
     """Limiting kernel of a random network, or its random-matrix equivalent.
 
     The conjugate kernel (CK) of a one-hidden-layer random network with i.i.d. zero-mean,
@@ -174,7 +174,7 @@ class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         self : TheoryKernel
         """
-        X = validate_data(self, as_numpy_input(X), accept_sparse="csr", dtype=_DTYPES)
+        X = self._validate_X(X, reset=True)
         if self.n_layers != 1:
             raise ValueError(
                 f"n_layers={self.n_layers} is not available yet: this release computes the "
@@ -203,9 +203,7 @@ class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             ``K(X, X_fit_)``, in the dtype of ``X``.
         """
         check_is_fitted(self)
-        X = validate_data(
-            self, as_numpy_input(X), accept_sparse="csr", dtype=_DTYPES, reset=False
-        )
+        X = self._validate_X(X, reset=False)
         return self._gram(X, self.X_fit_, device=self.device)
 
     def fit_transform(self, X, y=None):
@@ -224,9 +222,9 @@ class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         pair = np.ndim(X) == 1 and (Y is None or np.ndim(Y) == 1)
         self_gram = Y is None
         X = check_array(as_numpy_input(np.atleast_2d(X) if pair else X), accept_sparse="csr",
-                        dtype=_DTYPES)
+                        dtype=FLOAT_DTYPES)
         Y = X if self_gram else check_array(
-            as_numpy_input(np.atleast_2d(Y) if pair else Y), accept_sparse="csr", dtype=_DTYPES
+            as_numpy_input(np.atleast_2d(Y) if pair else Y), accept_sparse="csr", dtype=FLOAT_DTYPES
         )
         if X.shape[1] != Y.shape[1]:
             raise ValueError(
@@ -273,9 +271,3 @@ class TheoryKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 corr = ck_equivalent_self_diag_correction(ops, moments, Xs)
                 K[rows, cols] += ops.to_numpy(corr)
         return K.astype(X.dtype, copy=False)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags

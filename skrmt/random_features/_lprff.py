@@ -4,13 +4,14 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._backend import DeviceCache, as_numpy_input, get_ops, resolve_device
+from .._base import FeatureMapMixin
+from .._backend import DeviceCache, get_ops, resolve_device
 from .._backend._counter_rng import counter_uniform, row_keys
-from ..utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
+from ..utils._sklearn_compat import Interval, StrOptions, _fit_context
 
 
 def quantize(ops, v, u, scale, step, n_levels):
@@ -61,7 +62,7 @@ def _circulant_projection(ops, X, g_hat, signs, n_components):
     return proj.reshape(X.shape[0], -1)[:, :n_components]
 
 
-class LowPrecisionRFF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LowPrecisionRFF(FeatureMapMixin, BaseEstimator):
     """Low-precision random Fourier features of the RBF kernel (LP-RFF).
 
     Random Fourier features ``z_j(x) = rho * cos(w_j^T x + a_j)``, ``rho = sqrt(2 / m)``,
@@ -218,9 +219,7 @@ class LowPrecisionRFF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : LowPrecisionRFF
             The fitted transformer.
         """
-        X = validate_data(
-            self, as_numpy_input(X), accept_sparse="csr", dtype=[np.float64, np.float32]
-        )
+        X = self._validate_X(X, reset=True)
         rs = check_random_state(self.random_state)
         self.device_ = resolve_device(self.device)
         d = X.shape[1]
@@ -320,13 +319,7 @@ class LowPrecisionRFF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             (float32 stays float32, anything else becomes float64).
         """
         check_is_fitted(self)
-        X = validate_data(
-            self,
-            as_numpy_input(X),
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            reset=False,
-        )
+        X = self._validate_X(X, reset=False)
         codes = self._codes(X)
         Z = codes * self.step_ - self.scale_
         return Z.astype(X.dtype, copy=False)
@@ -349,18 +342,6 @@ class LowPrecisionRFF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The level spacing ``step_``; ``transform(X) == low + codes * step``.
         """
         check_is_fitted(self)
-        X = validate_data(
-            self,
-            as_numpy_input(X),
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            reset=False,
-        )
+        X = self._validate_X(X, reset=False)
         dtype = np.uint8 if self.n_bits <= 8 else np.uint16 if self.n_bits <= 16 else np.uint32
         return self._codes(X).astype(dtype), -self.scale_, self.step_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags

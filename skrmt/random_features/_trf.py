@@ -5,20 +5,20 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._backend import DeviceCache, as_numpy_input, get_ops, resolve_device
+from .._base import FeatureMapMixin
+from .._backend import DeviceCache, get_ops, resolve_device
 from .._theory._activations import ACTIVATION_NAMES
 from .._theory._ck import data_tau
 from .._theory._ternary import match_ternary, ternary_from_thresholds
 from ..kernels._theory_kernel import TheoryKernel
-from ..utils._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
+from ..utils._sklearn_compat import Interval, StrOptions, _fit_context
 from ._ternary_kernels import prepare_ternary_kernel, ternary_codes
 from ._ternary_matrix import TernaryMatrix, draw_ternary
 
-_DTYPES = [np.float64, np.float32]
 # Below this many nonzeros per weight row the weights are too few for universality (trf.md §6).
 MIN_NONZEROS_PER_ROW = 20
 
@@ -27,7 +27,7 @@ def _moment_fields(mom):
     return {k: float(getattr(mom, k)) for k in ("m0", "m1", "m2", "d0", "d1", "d2", "var")}
 
 
-class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class TernaryRandomFeatures(FeatureMapMixin, BaseEstimator):
     """Sparse ternary random features matching the kernel of a target activation.
 
     Each feature is ``z_k(x) = (c * sigma_ter(w_k^T x / sqrt(p (1 - sparsity))) + o) / sqrt(N)``
@@ -166,7 +166,7 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         -------
         self : TernaryRandomFeatures
         """
-        X = validate_data(self, as_numpy_input(X), accept_sparse="csr", dtype=_DTYPES)
+        X = self._validate_X(X, reset=True)
         rng = check_random_state(self.random_state)
         self.device_ = resolve_device(self.device)
         n_features = X.shape[1]
@@ -230,9 +230,7 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             ``X``; ``Z @ Z.T`` approximates ``kernel_(X)`` plus ``delta`` on the diagonal.
         """
         check_is_fitted(self)
-        X = validate_data(
-            self, as_numpy_input(X), accept_sparse="csr", dtype=_DTYPES, reset=False
-        )
+        X = self._validate_X(X, reset=False)
         ops = get_ops(resolve_device(self.device, at_predict=True), X.dtype)
         kappa = math.sqrt(X.shape[1] * (1.0 - self.sparsity))
         low, high = kappa * self.thresholds_[0], kappa * self.thresholds_[1]
@@ -259,9 +257,3 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 ternary_codes(np.ascontiguousarray(Xb), plan, low, high, levels, out=out)
 
         return ops.map_rows(block, X, self.n_components, writes_out=not ops.is_torch)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
