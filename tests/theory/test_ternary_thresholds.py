@@ -171,3 +171,38 @@ def test_check_point_of_trf_section2():
                     d2=0.005069, e3=0.827830)
     for field, value in expected.items():
         assert getattr(mom, field) == pytest.approx(value, abs=1e-6), field
+
+
+def _named_activations_with_linear_part():
+    from skrmt._theory._activations import ACTIVATION_NAMES
+
+    names = []
+    for name in sorted(ACTIVATION_NAMES):
+        if abs(gaussian_moments(name, 1.0).m1) > 1e-8:
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", _named_activations_with_linear_part())
+@pytest.mark.parametrize("tau", [0.05, 1.0, 3.0])
+def test_every_named_activation_is_matched(name, tau):
+    """Issue requirement: (d1, d2) of the ternary map equal the target's to 1e-6 relative."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # near-even rbf at large tau
+        m = match_ternary(name, tau)
+    assert m.ternary.d1 == pytest.approx(m.target.d1, rel=1e-6)
+    assert m.ternary.d2 == pytest.approx(m.target.d2, rel=1e-6, abs=1e-14)
+    assert m.ternary.m0 == pytest.approx(m.target.m0, rel=1e-9, abs=1e-12)
+    assert m.s_minus <= m.s_plus
+
+
+def test_every_even_named_activation_is_refused():
+    from skrmt._theory._activations import ACTIVATION_NAMES
+
+    even = [n for n in sorted(ACTIVATION_NAMES) if abs(gaussian_moments(n, 1.0).m1) <= 1e-8]
+    assert set(even) >= {"abs", "cos", "gauss", "quadratic"}
+    for name in even:
+        with pytest.raises(ValueError, match="even"):
+            match_ternary(name, 1.0)
