@@ -39,10 +39,16 @@ def draw_ternary(rng, n_rows, n_cols, sparsity):
     The draw order (one uniform per entry, row-major) is part of the estimator contract:
     the same ``rng`` state gives the same matrix on every backend.
     """
-    u = rng.uniform(size=(n_rows, n_cols))
     w = np.zeros((n_rows, n_cols), dtype=np.int8)
-    w[(u >= sparsity) & (u < (1.0 + sparsity) / 2.0)] = 1
-    w[u >= (1.0 + sparsity) / 2.0] = -1
+    # Uniforms are drawn in row blocks (consecutive draws continue one stream, so the matrix
+    # does not depend on the block size) to keep the float64 temporaries near 64 MB.
+    block = max(1, (8 << 20) // max(1, n_cols))
+    for start in range(0, n_rows, block):
+        stop = min(n_rows, start + block)
+        u = rng.uniform(size=(stop - start, n_cols))
+        rows = w[start:stop]
+        rows[(u >= sparsity) & (u < (1.0 + sparsity) / 2.0)] = 1
+        rows[u >= (1.0 + sparsity) / 2.0] = -1
     return w
 
 

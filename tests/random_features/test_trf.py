@@ -260,3 +260,18 @@ def test_cuda_fit_pickles_and_predicts_on_cpu():
     assert np.mean(~np.isclose(g.transform(X), ref.transform(X), rtol=1e-12)) <= 1e-4
     g2 = pickle.loads(pickle.dumps(g))
     assert len(g2._device_cache) == 0
+
+
+def test_draw_order_is_pinned_and_block_independent():
+    """The weight draw is part of the contract: one uniform per weight, row-major."""
+    from skrmt.random_features._ternary_matrix import draw_ternary
+
+    n_rows, n_cols, eps = 12000, 1000, 0.6  # more rows than one internal block
+    w = draw_ternary(np.random.RandomState(3), n_rows, n_cols, eps)
+    u = np.random.RandomState(3).uniform(size=(n_rows, n_cols))
+    expected = np.where(u < eps, 0, np.where(u < (1 + eps) / 2, 1, -1))
+    np.testing.assert_array_equal(w, expected)
+    X = np.ones((2, 40))
+    first = np.asarray(TernaryRandomFeatures(3, random_state=0).fit(X).components_)
+    # RandomState(0).uniform() starts 0.5488, 0.7152, 0.6028, 0.5449, 0.4237: +1 below 1/2
+    np.testing.assert_array_equal(first[0, :5], [-1, -1, -1, -1, 1])
