@@ -115,7 +115,7 @@ class TernaryRandomFeatures(FeatureMapMixin, BaseEstimator):
     --------
     >>> import numpy as np
     >>> from skrmt import TernaryRandomFeatures
-    >>> X = np.random.RandomState(0).randn(100, 50)
+    >>> X = np.random.RandomState(0).randn(100, 500)
     >>> trf = TernaryRandomFeatures(2000, sparsity=0.9, random_state=0).fit(X)
     >>> Z = trf.transform(X)
     >>> Z.shape

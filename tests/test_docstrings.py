@@ -1,0 +1,28 @@
+"""The Examples sections of the public docstrings run (doctest) without warnings."""
+
+import doctest
+import importlib
+import warnings
+
+import pytest
+
+MODULES = [
+    "skrmt.random_features._trf",
+    "skrmt.random_features._lprff",
+    "skrmt.kernels._theory_kernel",
+    "skrmt.utils._memory",
+    "skrmt.datasets._gmm",
+    "skrmt.datasets._fashion_mnist",
+    "skrmt.datasets._bundled",
+    "skrmt._theory._gaussian_moments",
+    "skrmt._theory._activations",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
