@@ -5,6 +5,7 @@ matched, by the Gaussian moments of their activations.
 """
 
 from .kernels import TheoryKernel
+from .linear_model import RMTRidge
 from .random_features import LowPrecisionRFF, TernaryRandomFeatures
 from .utils import memory_bytes, memory_report
 
@@ -12,6 +13,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "LowPrecisionRFF",
+    "RMTRidge",
     "TernaryRandomFeatures",
     "TheoryKernel",
     "memory_bytes",

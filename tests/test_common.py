@@ -95,3 +95,20 @@ def test_pipeline_gridsearch_over_sparsity_and_activation():
     np.testing.assert_allclose(
         search.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]
     )
+
+
+def test_no_mutation_in_extra_methods():
+    """predict_risk and risk_path leave the fitted estimator's __dict__ unchanged."""
+    import pickle
+
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    for est in (skrmt.RMTRidge(n_components=64, random_state=0).fit(X[:300], y[:300]),):
+        for model in (est, pickle.loads(pickle.dumps(est))):
+            before = dict(model.__dict__)
+            model.predict_risk(X[300:], y[300:])
+            model.risk_path(np.logspace(-3, 1, 5), X[300:], y[300:], n_components=[32, 64])
+            assert model.__dict__.keys() == before.keys()
+            for key, value in before.items():
+                assert model.__dict__[key] is value, key

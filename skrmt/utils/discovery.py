@@ -3,10 +3,11 @@
 
 def all_estimators():
     """Return ``[(name, class), ...]`` for every public estimator, sorted by name."""
-    from .. import LowPrecisionRFF, TernaryRandomFeatures, TheoryKernel
+    from .. import LowPrecisionRFF, RMTRidge, TernaryRandomFeatures, TheoryKernel
 
     estimators = [
         ("LowPrecisionRFF", LowPrecisionRFF),
+        ("RMTRidge", RMTRidge),
         ("TernaryRandomFeatures", TernaryRandomFeatures),
         ("TheoryKernel", TheoryKernel),
     ]

@@ -1,7 +1,7 @@
 """The one configuration of skrmt's common (scikit-learn compatibility) tests."""
 
 from ..._backend import torch_available
-from ... import LowPrecisionRFF, TernaryRandomFeatures, TheoryKernel
+from ... import LowPrecisionRFF, RMTRidge, TernaryRandomFeatures, TheoryKernel
 
 # Per class: one dict, or a list of dicts for the main parameter variants.
 INIT_PARAMS = {
@@ -13,6 +13,11 @@ INIT_PARAMS = {
     LowPrecisionRFF: [
         dict(n_components=64, n_bits=4, random_state=0),
         dict(n_components=64, n_bits=1, projection="circulant", random_state=0),
+    ],
+    RMTRidge: [
+        dict(n_components=128, random_state=0),
+        dict(n_components=128, features="ternary", sparsity=0.5, random_state=0),
+        dict(n_components=128, alpha=0.1, activation="erf", alpha_selection="gcv", random_state=0),
     ],
     TheoryKernel: [
         dict(),

@@ -1,0 +1,5 @@
+"""Linear models on random features: :class:`RMTRidge`."""
+
+from ._rmt_ridge import RMTRidge
+
+__all__ = ["RMTRidge"]
