@@ -6,12 +6,14 @@ matched, by the Gaussian moments of their activations.
 
 from .kernels import TheoryKernel
 from .linear_model import RMTRidge
+from .neural_network import DEQKernelClassifier
 from .random_features import LowPrecisionRFF, TernaryRandomFeatures
 from .utils import memory_bytes, memory_report
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DEQKernelClassifier",
     "LowPrecisionRFF",
     "RMTRidge",
     "TernaryRandomFeatures",

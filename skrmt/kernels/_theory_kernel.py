@@ -16,6 +16,14 @@ from .._theory._ck import (
     ck_limit_diag,
     data_tau,
 )
+from .._theory._deq_fixed_point import (
+    _diag_prime,
+    deq_diagonal,
+    deq_equivalent,
+    deq_scalars,
+    implicit_cross_gram,
+    implicit_gram,
+)
 from .._theory._gaussian_moments import gaussian_moments
 from ..utils._sklearn_compat import Interval, StrOptions, _fit_context
 
@@ -41,6 +49,18 @@ def _identical_rows(X, Y):
     return np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
 
 
+_IMPLICIT_MODELS = ("implicit_ck", "implicit_ntk")
+
+
+def _sqnorms(X):
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        return np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
+    Xd = np.asarray(X, dtype=np.float64)
+    return np.einsum("ij,ij->i", Xd, Xd)
+
+
 def _moments_dict(mom):
     return {k: float(getattr(mom, k)) for k in ("tau", "m0", "m1", "m2", "d0", "d1", "d2")}
 
@@ -59,10 +79,17 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
 
     Parameters
     ----------
-    model : {"ck"}, default="ck"
-        Kernel family. Only the conjugate kernel is available in this release; the deep
-        CK/NTK and the implicit (deep-equilibrium) kernels come with ``NTKLCClassifier`` and
-        ``DEQKernelClassifier``.
+    model : {"ck", "implicit_ck", "implicit_ntk"}, default="ck"
+        Kernel family. ``"ck"``: conjugate kernel of a one-hidden-layer random network.
+        ``"implicit_ck"``: conjugate kernel of an infinitely wide random deep-equilibrium
+        model ``z = phi(sigma_a A z + sigma_b B x)`` with ``sigma_b^2 = 1 - sigma_a^2`` and
+        the activation centred at its equilibrium scale (design note ``deq.md``), computed
+        exactly by its entrywise fixed point (``form="limit"``) or by its RMT equivalent
+        ``alpha1 X Y^T + alpha2 delta delta^T + alpha3 (X Y^T)^2`` (``form="equivalent"``).
+        ``"implicit_ntk"``: its neural tangent kernel ``G / (1 - sigma_a^2 Gdot)`` (``A`` and
+        the readout trained; ``form="limit"`` only). The implicit kernels depend on the
+        reference data's scale ``tau_`` (frozen at fit), ignore ``n_layers`` and need
+        ``sparsity=0``.
     activation : str or callable, default="relu"
         Activation ``sigma``: a registered name (``"relu"``, ``"tanh"``, ``"erf"``, ``"abs"``,
         ``"cos"``, ...) or a vectorised callable (its kernel is then computed by quadrature
@@ -75,8 +102,9 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
         equivalent of Liao & Couillet (2018), built from the Gaussian moments
         ``(d0, d1, d2)`` at the data variance ``tau_``; close to the limit in operator norm
         when ``p`` is large.
-    sigma_a2 : float, default=0.2
-        Weight variance of the implicit (equilibrium) models; unused by ``model="ck"``.
+    sigma_a2 : float in (0, 1), default=0.2
+        Weight variance of the implicit (equilibrium) models (``sigma_b^2 = 1 - sigma_a2``);
+        unused by ``model="ck"``.
     sparsity : float, default=0.0
         Fraction of zero weights of the network. The single-layer limit does not depend on
         it (universality of the weight law); it is stored for the deep compressed models.
@@ -91,7 +119,11 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
     tau_ : float
         ``||X||_F^2 / (n p)``, the mean pre-activation variance on the reference data.
     coefficients_ : list of dict
-        Per layer, the Gaussian moments at ``tau_`` (``tau, m0, m1, m2, d0, d1, d2``).
+        ``model="ck"``: per layer, the Gaussian moments at ``tau_`` (``tau, m0, m1, m2, d0,
+        d1, d2``). Implicit models: one dict of the equilibrium scalars, in skrmt's names
+        (variances): ``tau0`` (= ``tau_``), ``tau`` (equilibrium pre-activation variance),
+        ``m0`` (the centring shift ``c``), ``var`` (``tau*^2``), ``m1``, ``m2``, ``e3`` (deq.md's
+        ``d1, d2, d4``), ``alpha1..3``, ``ridge``, ``sigma_a2``, ``sigma_b2``.
     device_ : str
         Resolved compute device.
     n_features_in_ : int
@@ -132,7 +164,7 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "model": [StrOptions({"ck"})],
+        "model": [StrOptions({"ck", "implicit_ck", "implicit_ntk"})],
         "activation": [StrOptions(ACTIVATION_NAMES), callable],
         "n_layers": [Interval(Integral, 1, None, closed="left")],
         "form": [StrOptions({"limit", "equivalent"})],
@@ -175,7 +207,10 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
         self : TheoryKernel
         """
         X = self._validate_X(X, reset=True)
-        if self.n_layers != 1:
+        implicit = self.model in _IMPLICIT_MODELS
+        if implicit:
+            self._check_implicit_params()
+        elif self.n_layers != 1:
             raise ValueError(
                 f"n_layers={self.n_layers} is not available yet: this release computes the "
                 "single-layer conjugate kernel (n_layers=1)."
@@ -186,9 +221,33 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
         self.tau_ = data_tau(X)
         if not np.isfinite(self.tau_) or self.tau_ <= 0:
             raise ValueError("X must not be identically zero: tau_ = ||X||^2/(n p) is 0.")
-        self.coefficients_ = [_moments_dict(gaussian_moments(self._act, self.tau_))]
+        if implicit:
+            # the DEQ scale is x / sqrt(p), so its tau0^2 is the library's tau_
+            self._deq = deq_scalars(self._act, self.sigma_a2, self.tau_)
+            if self.form == "equivalent" and not self._deq.equivalent_defined:
+                raise ValueError(
+                    f"form='equivalent' is not defined for activation {self._act.name!r} at "
+                    f"sigma_a2={self.sigma_a2} (1 - sigma_a2 m1^2 or 1 - sigma_a2 e3/2 <= 0); "
+                    "use form='limit'."
+                )
+            self._k_fit = deq_diagonal(self._deq, _sqnorms(X) / X.shape[1])[0]
+            self.coefficients_ = [self._deq.as_dict()]
+        else:
+            self.coefficients_ = [_moments_dict(gaussian_moments(self._act, self.tau_))]
         self._n_features_out = X.shape[0]
         return self
+
+    def _check_implicit_params(self):
+        if self.sparsity != 0:
+            raise ValueError(
+                f"sparsity={self.sparsity} is not available for model={self.model!r}: the "
+                "implicit kernels are those of dense Gaussian weights (use sparsity=0)."
+            )
+        if self.model == "implicit_ntk" and self.form == "equivalent":
+            raise ValueError(
+                "model='implicit_ntk' has no RMT equivalent in this release; use "
+                "form='limit' (or model='implicit_ck' with form='equivalent')."
+            )
 
     def transform(self, X):
         """Gram matrix against the reference data.
@@ -230,9 +289,11 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
             raise ValueError(
                 f"X has {X.shape[1]} features but Y has {Y.shape[1]}; they must agree."
             )
-        if pair and self.form == "equivalent" and not hasattr(self, "tau_"):
+        implicit = self.model in _IMPLICIT_MODELS
+        if pair and (self.form == "equivalent" or implicit) and not hasattr(self, "tau_"):
+            what = f"model={self.model!r}" if implicit else "form='equivalent'"
             raise ValueError(
-                "form='equivalent' needs the data variance tau_: fit the TheoryKernel first, "
+                f"{what} needs the data variance tau_: fit the TheoryKernel first, "
                 "or use it as make_pipeline(TheoryKernel(...), SVC(kernel='precomputed'))."
             )
         K = self._gram(X, Y, device=self.device)
@@ -244,6 +305,8 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
         act = self._act if fitted else resolve_activation(self.activation)
         compute = resolve_device(device, at_predict=fitted)
         ops = get_ops(compute, np.float64)
+        if self.model in _IMPLICIT_MODELS:
+            return self._implicit_gram(X, Y, act, ops, fitted).astype(X.dtype, copy=False)
         Yd = ops.asarray(Y)
         if self.form == "limit":
 
@@ -271,3 +334,37 @@ class TheoryKernel(FeatureMapMixin, BaseEstimator):
                 corr = ck_equivalent_self_diag_correction(ops, moments, Xs)
                 K[rows, cols] += ops.to_numpy(corr)
         return K.astype(X.dtype, copy=False)
+
+    def _implicit_gram(self, X, Y, act, ops, fitted):
+        """Implicit CK/NTK (or the CK's equivalent) between ``X`` and ``Y`` (library scale)."""
+        if not fitted:
+            self._check_implicit_params()
+        sc = self._deq if fitted else deq_scalars(act, self.sigma_a2, data_tau(Y))
+        scale = 1.0 / np.sqrt(X.shape[1])  # the DEQ scale: ||x / sqrt(p)|| = O(1)
+        Xs = X * scale
+        self_gram = X is Y
+        Ys = Xs if self_gram else Y * scale
+        kernel = "ntk" if self.model == "implicit_ntk" else "ck"
+        if self.form == "equivalent":
+            K = ops.to_numpy(deq_equivalent(sc, Xs, None if self_gram else Ys, ops=ops))
+        elif self_gram:
+            K, _ = implicit_gram(sc, Xs, kernel=kernel, ops=ops)
+            K = ops.to_numpy(K)
+        else:
+            k_y = self._k_fit if fitted and Y is self.X_fit_ else None
+            K, _ = implicit_cross_gram(sc, Xs, Ys, k_y, kernel=kernel, ops=ops)
+            K = ops.to_numpy(K)
+        K = np.asarray(K, dtype=np.float64)
+        if not self_gram:
+            # identical samples are diagonal entries (as for model="ck")
+            rows, cols = _identical_rows(X, Y)
+            if len(rows):
+                if self.form == "equivalent":
+                    K[rows, cols] += sc.ridge
+                else:
+                    k, g = deq_diagonal(sc, _sqnorms(X[rows]) * scale * scale)
+                    if kernel == "ntk":
+                        g = g / (1.0 - sc.sigma_a2 * _diag_prime(sc, k))
+                    K[rows, cols] = g
+        return K
+

@@ -3,9 +3,16 @@
 
 def all_estimators():
     """Return ``[(name, class), ...]`` for every public estimator, sorted by name."""
-    from .. import LowPrecisionRFF, RMTRidge, TernaryRandomFeatures, TheoryKernel
+    from .. import (
+        DEQKernelClassifier,
+        LowPrecisionRFF,
+        RMTRidge,
+        TernaryRandomFeatures,
+        TheoryKernel,
+    )
 
     estimators = [
+        ("DEQKernelClassifier", DEQKernelClassifier),
         ("LowPrecisionRFF", LowPrecisionRFF),
         ("RMTRidge", RMTRidge),
         ("TernaryRandomFeatures", TernaryRandomFeatures),

@@ -1,7 +1,13 @@
 """The one configuration of skrmt's common (scikit-learn compatibility) tests."""
 
 from ..._backend import torch_available
-from ... import LowPrecisionRFF, RMTRidge, TernaryRandomFeatures, TheoryKernel
+from ... import (
+    DEQKernelClassifier,
+    LowPrecisionRFF,
+    RMTRidge,
+    TernaryRandomFeatures,
+    TheoryKernel,
+)
 
 # Per class: one dict, or a list of dicts for the main parameter variants.
 INIT_PARAMS = {
@@ -23,7 +29,10 @@ INIT_PARAMS = {
         dict(),
         dict(activation="erf", form="equivalent"),
         dict(activation="tanh"),
+        dict(model="implicit_ck", form="equivalent"),
+        dict(model="implicit_ntk"),
     ],
+    DEQKernelClassifier: [dict(), dict(method="explicit", n_components=128, random_state=0)],
 }
 
 # The one xfail dict: {class or (class, backend): {check name: reason citing an issue}}.
