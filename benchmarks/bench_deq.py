@@ -288,22 +288,15 @@ def bench_classification(name, Xtr, ytr, Xte, yte, args):
 
 def main():
     args = _parse()
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from skrmt._backend import torch_available
+    from skrmt.utils._threads import limit_threads
 
-    from skrmt._backend import torch_available, torch_num_threads
-
-    threadpool_limits(args.threads)
-    if torch_available():
-        import torch  # noqa: F401
-
-        torch_num_threads(args.threads)
+    torch_available()  # loads torch, so that its pool is limited too
+    _, pool_lines = limit_threads(args.threads)
     print(f"skrmt DEQ benchmark | python {platform.python_version()} | numpy {np.__version__} "
           f"| {os.cpu_count()} CPUs visible")
-    for pool in threadpool_info():
-        print(f"  pool {pool['internal_api']:9s} {os.path.basename(pool['filepath'])[:40]:40s} "
-              f"threads {pool['num_threads']}")
-    if torch_available():
-        print(f"  torch intra-op threads {torch_num_threads()}")
+    for line in pool_lines:
+        print("  " + line)
 
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

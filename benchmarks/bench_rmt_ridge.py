@@ -84,22 +84,11 @@ def _parse():
 
 
 def _configure_threads(n_threads):
-    """Limit every thread pool to ``n_threads``; returns the limiter and a description."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    """Limit every thread pool to ``n_threads`` (skrmt's one helper); limiter and description."""
+    from skrmt.utils._threads import limit_threads
 
-    limiter = threadpool_limits(limits=n_threads)
-    lines = []
-    for pool in threadpool_info():
-        lines.append(f"  {pool['user_api']:<6} {pool['internal_api']:<9} "
-                     f"threads={pool['num_threads']:<3} {os.path.basename(pool['filepath'])}")
-    try:
-        import torch
-
-        torch.set_num_threads(n_threads)
-        lines.append(f"  torch  intra-op   threads={torch.get_num_threads()}")
-    except ImportError:
-        pass
-    return limiter, lines
+    limiter, lines = limit_threads(n_threads)
+    return limiter, ["  " + line for line in lines]
 
 
 # =============================================================================================
