@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._backend import DeviceCache, as_numpy_input, get_ops, resolve_device
 from .._theory import _rmt_ridge_de as _de
+from .._theory import _rmt_ridge_rff as _rff
 from .._theory._activations import ACTIVATION_NAMES, resolve_activation
 from .._theory._gaussian_moments import dual_kernel_diag
 from .._theory._ternary import ternary_step_function
@@ -21,6 +22,12 @@ __all__ = ["RMTRidge"]
 
 _DTYPES = [np.float64, np.float32]
 _FLOAT_BITS = 32
+# two blocks [cos, sin] of random Fourier features: a feature map of RMTRidge, not an activation
+_RFF = "rff"
+
+
+def _hstack(ops, a, b):
+    return ops.xp.cat((a, b), dim=1) if ops.is_torch else np.concatenate((a, b), axis=1)
 
 
 def _solve_readout(ops, F, Y, gamma):
@@ -55,24 +62,34 @@ class RMTRidge(RegressorMixin, BaseEstimator):
 
     The model is ``y ~ sigma(W x_std) . beta + intercept`` with ``W`` a random Gaussian
     (``features="gaussian"``) or sparse ternary (``features="ternary"``) matrix of
-    ``n_components`` rows and only the readout ``beta`` trained (ridge). Random matrix theory
-    gives deterministic equivalents of its train and test mean squared errors over the random
-    draw of ``W`` (Louart, Liao, Couillet 2018), computed from one eigendecomposition of the
-    limiting kernel ``Phi``: ``predict_risk`` and ``risk_path`` report them without using the
-    fitted draw, and ``alpha="auto"`` picks the ridge that minimises a label-free RMT
-    leave-one-out estimate of the test error, without cross-validation.
+    ``n_components`` rows and only the readout ``beta`` trained (ridge); with
+    ``activation="rff"``, random Fourier features ``[cos(W x_std), sin(W x_std)]``. Random
+    matrix theory gives deterministic equivalents of its train and test mean squared errors
+    over the random draw of ``W`` (Louart, Liao, Couillet 2018), computed from one
+    eigendecomposition of the limiting kernel ``Phi``: ``predict_risk`` and ``risk_path``
+    report them without using the fitted draw, and ``alpha="auto"`` picks the ridge that
+    minimises a label-free RMT leave-one-out estimate of the test error, without
+    cross-validation.
 
     Read more in the design note ``rmt_ridge.md``.
 
     Parameters
     ----------
     n_components : int, default=1000
-        Number of random features ``N``.
+        Number of random features ``N`` (columns of ``F``). With ``activation="rff"`` it
+        counts features, as scikit-learn's ``RBFSampler`` does, not frequencies: the model
+        draws ``ceil(n_components / 2)`` frequencies and keeps a cos and a sin feature of
+        each, except that for an odd ``n_components`` the last frequency keeps its cos
+        feature only (the theory handles unequal blocks exactly).
     activation : str or callable, default="relu"
         Activation ``sigma``: a registered name (``"relu"``, ``"erf"``, ``"tanh"``, ``"cos"``,
         ``"sin"``, ``"gelu"``, ``"abs"``, ``"linear"`` ...) or a numpy-vectorised callable
         (its kernel then comes from Gaussian quadrature; use a module-level function if the
-        model is to be pickled).
+        model is to be pickled). ``"rff"`` (RMTRidge only, not an activation): random Fourier
+        features ``F = [cos(X_std W^T), sin(X_std W^T)]``, two uncorrelated blocks whose theory
+        has one ``delta`` per block (``rmt_ridge.md`` §7; Gaussian features only). Their
+        ``K_c + K_s`` is the Gaussian kernel ``exp(-||a - b||^2 / 2)`` of the standardised
+        data (bandwidth fixed by the standardisation).
     alpha : float >= 0 or "auto", default="auto"
         Ridge ``gamma`` in the papers' scale: the readout minimises
         ``(1/n)||y - F beta||^2 + gamma ||beta||^2`` with the unscaled features
@@ -92,6 +109,10 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         reliable on real data with heterogeneous leverage), or ``"gcv"``, the cheaper RMT
         generalised cross-validation (it drifts to too-small ridges on data of low intrinsic
         dimension). Both are biased low: use them to choose, not to report, the test error.
+        With ``activation="rff"`` both exist in their two-block form (the leave-one-out one
+        derived in this project, see ``skrmt._theory._rmt_ridge_rff``); the grid is coarser
+        (25 ridges instead of 61, then the same refinement) because each ridge costs a few
+        eigendecompositions instead of a share of one.
     random_state : int, RandomState instance or None, default=None
         Seed of the random weights (the only random draw).
     device : str or None, default=None
@@ -116,11 +137,18 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         structured data.
     effective_alpha_ : float
         Effective ridge ``t`` of the kernel-ridge reading of the model:
-        ``t (N - df1(t)) = alpha_ n``.
+        ``t (N - df1(t)) = alpha_ n``. With ``activation="rff"``: the ridge of the kernel
+        ``K_r = K_c + block_ratio_ K_s``, ``t (N_c - tr K_c (K_r + t I)^{-1}) = alpha_ n`` with
+        ``N_c = ceil(n_components / 2)`` cos features.
     delta_ : float
-        ``delta = df1 / (N - df1)`` of the papers.
+        ``delta = df1 / (N - df1)`` of the papers (``activation="rff"``: the cos block's).
     dof_ : float
-        ``df1 = tr Phi (Phi + t I)^{-1}``.
+        ``df1 = tr Phi (Phi + t I)^{-1}`` (``activation="rff"``: ``tr K_r (K_r + t I)^{-1}``).
+    block_deltas_ : ndarray of shape (2,)
+        ``(delta_c, delta_s)`` of the cos and sin blocks (``activation="rff"`` only).
+    block_ratio_ : float
+        ``(N_s / N_c)(1 + delta_c) / (1 + delta_s)`` with ``N_c``, ``N_s`` the cos and sin
+        feature counts (``activation="rff"`` only).
     rank_ : int
         Numerical rank of the training kernel ``Phi``; the interpolation peak sits at
         ``n_components = rank_``.
@@ -130,7 +158,9 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         Mean squared norm of the centred training rows; ``X`` is standardised as
         ``(X - x_mean_) / sqrt(tau_)``.
     components_ : ndarray of shape (n_components, n_features_in_)
-        Gaussian weights ``W`` (``features="gaussian"`` only).
+        Gaussian weights ``W`` (``features="gaussian"`` only); shape
+        ``(ceil(n_components / 2), n_features_in_)`` with ``activation="rff"`` (the
+        frequencies).
     random_features_ : TernaryRandomFeatures
         The fitted ternary feature map (``features="ternary"`` only); it sees the standardised
         data times ``sqrt(n_features_in_)``.
@@ -159,6 +189,12 @@ class RMTRidge(RegressorMixin, BaseEstimator):
     ``n_components = rank_`` with a small ridge, where a warning is raised. The fit costs one
     ``n x n`` eigendecomposition (``O(n^3)``) besides the readout; keep ``n`` below ~10^4.
 
+    With ``activation="rff"`` the limiting kernel of the average predictor depends on the
+    ridge (``K_c + r K_s``, ``r`` solved with it), so every ridge costs a few
+    eigendecompositions (2-6, warm-started along a sorted grid): at n = 512 (one thread)
+    ``alpha="auto"`` takes ~7 s against 0.2 s for one activation, a 25-ridge ``risk_path``
+    ~7 s against 0.03 s; keep paths to about 25 ridges.
+
     References
     ----------
     .. [1] C. Louart, Z. Liao, R. Couillet, "A random matrix approach to neural networks",
@@ -185,7 +221,7 @@ class RMTRidge(RegressorMixin, BaseEstimator):
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(ACTIVATION_NAMES), callable],
+        "activation": [StrOptions(set(ACTIVATION_NAMES) | {_RFF}), callable],
         "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "features": [StrOptions({"gaussian", "ternary"})],
         "sparsity": [Interval(Real, 0, 1, closed="left")],
@@ -233,6 +269,9 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         -------
         self : RMTRidge
         """
+        rff = self._is_rff()
+        if rff:
+            self._check_rff_params()
         X, y = validate_data(
             self, as_numpy_input(X), y, accept_sparse="csr", dtype=_DTYPES, y_numeric=True,
             multi_output=True,
@@ -265,32 +304,19 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         if self.features == "ternary":
             self._fit_ternary_map(X, rng)
         else:
-            self.components_ = rng.standard_normal((N, p))
-        act = self._kernel_activation()
-
-        Phi = self._kernel_with_fit(ops, act, None, train=True)
+            rows = _rff.split_components(N)[0] if rff else N
+            self.components_ = rng.standard_normal((rows, p))
         self._Yc = Yc
-        spec = _de.KernelSpectrum.from_kernel(Phi, Yc, ops)
-        del Phi
-        self._lam, self._z, self._U = spec.lam, spec.z, spec.U
-        self.rank_ = spec.rank
-
-        if self.alpha == "auto":
-            alpha, _ = _de.select_alpha(spec, N, criterion=self.alpha_selection)
+        # the theory state of the other branch (a previous fit) must not survive a refit
+        self._lam = self._z = self._U = None
+        self._rff_kernels = self._rff_point = None
+        if rff:
+            self._fit_rff_theory(ops, Yc, N)
         else:
-            alpha = float(self.alpha)
-            self._warn_peak(spec, alpha, N)
-        self.alpha_ = alpha
-        point = _de.risk_grid(spec, [alpha], N, loo=True, gcv=False)
-        self.effective_alpha_ = float(point["effective_alpha"][0])
-        self.delta_ = float(point["delta"][0])
-        self.dof_ = float(point["dof"][0])
-        self.predicted_train_mse_ = float(point["train_mse"][0])
-        loo = float(point["loo_mse"][0]) if alpha > 0 else math.nan
-        self.predicted_loo_mse_ = loo
+            self._fit_theory(ops, Yc, N)
 
         F = self._train_features(ops, X)
-        beta = _solve_readout(ops, F, Yc, alpha)
+        beta = _solve_readout(ops, F, Yc, self.alpha_)
         resid = Yc - F @ beta
         self.train_mse_ = float(np.mean(resid * resid))
         del F
@@ -300,6 +326,100 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         self._y_1d = y_1d
         self.memory_bytes_ = self._memory_bytes(Y.shape[1])
         return self
+
+    def _fit_theory(self, ops, Yc, N):
+        Phi = self._kernel_with_fit(ops, self._kernel_activation(), None, train=True)
+        spec = _de.KernelSpectrum.from_kernel(Phi, Yc, ops)
+        del Phi
+        self._lam, self._z, self._U = spec.lam, spec.z, spec.U
+        self.rank_ = spec.rank
+
+        if self.alpha == "auto":
+            alpha, _ = _de.select_alpha(spec, N, criterion=self.alpha_selection)
+        else:
+            alpha = float(self.alpha)
+            self._warn_peak(_de.interpolation_peak(spec, alpha, N), spec.rank, alpha, N)
+        self.alpha_ = alpha
+        point = _de.risk_grid(spec, [alpha], N, loo=True, gcv=False)
+        self.effective_alpha_ = float(point["effective_alpha"][0])
+        self.delta_ = float(point["delta"][0])
+        self.dof_ = float(point["dof"][0])
+        self.predicted_train_mse_ = float(point["train_mse"][0])
+        loo = float(point["loo_mse"][0]) if alpha > 0 else math.nan
+        self.predicted_loo_mse_ = loo
+
+    # -----------------------------------------------------------------------------------------
+    # random Fourier features (two blocks, rmt_ridge.md §7)
+    # -----------------------------------------------------------------------------------------
+    def _is_rff(self):
+        return isinstance(self.activation, str) and self.activation == _RFF
+
+    def _check_rff_params(self):
+        if self.features == "ternary":
+            raise ValueError(
+                "activation='rff' (random Fourier features, cos and sin blocks) has Gaussian "
+                "weights only: it cannot be combined with features='ternary'."
+            )
+
+    def _rff_kernels_of_fit(self, ops, Yc):
+        Kc = ops.to_numpy(self._kernel_with_fit(ops, "cos", None, train=True))
+        Ks = ops.to_numpy(self._kernel_with_fit(ops, "sin", None, train=True))
+        return _rff.RFFKernels(Kc=Kc, Ks=Ks, y=Yc)
+
+    def _fit_rff_theory(self, ops, Yc, N):
+        kern = self._rff_kernels_of_fit(ops, Yc)
+        n_cos, n_sin = _rff.split_components(N)
+        r0 = None
+        if self.alpha == "auto":
+            alpha, info = _rff.rff_select_alpha(kern, n_cos, n_sin=n_sin,
+                                                criterion=self.alpha_selection, ops=ops)
+            r0 = info["r_alpha"]
+        else:
+            alpha = float(self.alpha)
+        pt = _rff.solve_rff(kern, alpha, n_cos, n_sin=n_sin, r0=r0, ops=ops)
+        if self.alpha != "auto":
+            self._warn_peak(_rff.rff_interpolation_peak(pt, alpha, N), pt.rank, alpha, N)
+        res = _rff.rff_point_errors(kern, pt, loo=alpha > 0)
+        self._rff_kernels, self._rff_point = kern, pt
+        self.rank_ = pt.rank
+        self.alpha_ = alpha
+        self.effective_alpha_ = float(pt.t)
+        self.block_ratio_ = float(pt.r)
+        self.block_deltas_ = np.array([pt.delta_c, pt.delta_s])
+        self.delta_ = float(pt.delta_c)
+        self.dof_ = float(res["dof"])
+        self.predicted_train_mse_ = float(res["train_mse"])
+        self.predicted_loo_mse_ = float(res["loo_mse"]) if alpha > 0 else math.nan
+
+    def _rff_state(self, ops):
+        """Block kernels and the solved point at ``alpha_``.
+
+        After unpickling they are recomputed once (warm-started at ``block_ratio_``) and kept
+        in the device cache; no attribute of ``self`` is rebound.
+        """
+        pt = self.__dict__.get("_rff_point")
+        if pt is not None:
+            return self._rff_kernels, pt
+
+        def make():
+            kern = self._rff_kernels_of_fit(ops, self._Yc)
+            n_cos, n_sin = _rff.split_components(self.n_components)
+            return kern, _rff.solve_rff(kern, self.alpha_, n_cos, n_sin=n_sin,
+                                        r0=self.block_ratio_, ops=ops)
+
+        return self._device_cache.get(ops, "rff_state", make)
+
+    def _rff_test(self, ops, X, y=None):
+        yc = None
+        if y is not None:
+            yc = y.reshape(y.shape[0], -1) - np.atleast_1d(self.intercept_).astype(np.float64)
+        return _rff.RFFTest(
+            Kc=ops.to_numpy(self._kernel_with_fit(ops, "cos", X)),
+            Ks=ops.to_numpy(self._kernel_with_fit(ops, "sin", X)),
+            dc=self._test_diag(ops, "cos", X),
+            ds=self._test_diag(ops, "sin", X),
+            y=yc,
+        )
 
     def _fit_ternary_map(self, X, rng):
         from ..random_features._trf import TernaryRandomFeatures
@@ -318,7 +438,8 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         readout = _FLOAT_BITS * N * n_targets
         if self.features == "ternary":
             return int(self.random_features_.memory_bytes_) + math.ceil(readout / 8)
-        return math.ceil((_FLOAT_BITS * N * p + readout) / 8)
+        rows = _rff.split_components(N)[0] if self._is_rff() else N
+        return math.ceil((_FLOAT_BITS * rows * p + readout) / 8)
 
     # -----------------------------------------------------------------------------------------
     # standardisation, kernels, features
@@ -411,13 +532,22 @@ class RMTRidge(RegressorMixin, BaseEstimator):
                 return ops.asarray(Z * np.asarray(root_n, dtype=Z.dtype))
 
             return block
-        act = resolve_activation(self.activation)
         key = str(np.dtype(dtype))
         W = self._device_cache.get(ops, "W_T" + key,
                                    lambda: ops.asarray(self.components_.T, dtype=dtype))
         mean = self._device_cache.get(ops, "x_mean" + key,
                                       lambda: ops.asarray(self.x_mean_, dtype=dtype))
         inv_scale = 1.0 / math.sqrt(self.tau_)
+        if self._is_rff():
+            xp = ops.xp
+            n_sin = _rff.split_components(self.n_components)[1]
+
+            def block(Xb):
+                T = ops.matmul((Xb - mean) * inv_scale, W)
+                return _hstack(ops, xp.cos(T), xp.sin(T[:, :n_sin]))
+
+            return block
+        act = resolve_activation(self.activation)
 
         def block(Xb):
             return act.apply(ops.matmul((Xb - mean) * inv_scale, W), ops)
@@ -479,8 +609,10 @@ class RMTRidge(RegressorMixin, BaseEstimator):
     def __getstate__(self):
         # a copy: object.__getstate__ may hand back the live __dict__
         state = dict(super().__getstate__())
-        # U is n x n: recomputed where needed rather than pickled (rmt_ridge.md §4)
-        state.pop("_U", None)
+        # U is n x n: recomputed where needed rather than pickled (rmt_ridge.md §4); so are
+        # the two block kernels of activation="rff" and their eigenbasis
+        for key in ("_U", "_rff_kernels", "_rff_point"):
+            state.pop(key, None)
         return state
 
     def _spectrum(self, ops):
@@ -523,10 +655,10 @@ class RMTRidge(RegressorMixin, BaseEstimator):
             )
         return X, y
 
-    def _warn_peak(self, spec, gamma, N):
-        if _de.interpolation_peak(spec, gamma, N):
+    def _warn_peak(self, at_peak, rank, gamma, N):
+        if at_peak:
             warnings.warn(
-                f"n_components={N} is within 10% of the kernel rank {spec.rank} with a tiny "
+                f"n_components={N} is within 10% of the kernel rank {rank} with a tiny "
                 f"alpha={gamma:.3g}: this is the interpolation peak (double descent), where "
                 "the test error is huge and a single random draw deviates wildly from its "
                 "prediction. Increase alpha (or use alpha='auto') or move n_components away.",
@@ -559,8 +691,16 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         if y is None:
             raise ValueError("predict_risk needs the test targets y.")
         ops = get_ops(resolve_device(self.device, at_predict=True), np.float64)
+        if self._is_rff():
+            kern, pt = self._rff_state(ops)
+            self._warn_peak(_rff.rff_interpolation_peak(pt, self.alpha_, self.n_components),
+                            pt.rank, self.alpha_, self.n_components)
+            res = _rff.rff_point_errors(kern, pt, test=self._rff_test(ops, X, y))
+            return {key: float(res[key]) for key in
+                    ("test_mse", "train_mse", "bias", "variance", "effective_alpha")}
         spec = self._spectrum(ops)
-        self._warn_peak(spec, self.alpha_, self.n_components)
+        self._warn_peak(_de.interpolation_peak(spec, self.alpha_, self.n_components), spec.rank,
+                        self.alpha_, self.n_components)
         test = self._test_projection(ops, spec, X, y)
         res = _de.risk_grid(spec, [self.alpha_], self.n_components, test=test, loo=False,
                             gcv=False)
@@ -584,7 +724,8 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
             Test targets (with ``X``): adds ``bias`` and ``test_mse``.
         n_components : int or array-like of int, default=None
-            Widths; ``None`` means ``self.n_components``. The width axis costs nothing extra.
+            Widths; ``None`` means ``self.n_components``. The width axis costs nothing extra
+            (except with ``activation="rff"``, where each width is its own solve).
 
         Returns
         -------
@@ -593,7 +734,13 @@ class RMTRidge(RegressorMixin, BaseEstimator):
             (n_widths, n_alphas) otherwise: ``train_mse``, ``loo_mse`` (RMT leave-one-out),
             ``gcv_mse`` (RMT-GCV), ``effective_alpha``, ``dof``; with ``X`` also
             ``variance``; with ``X`` and ``y`` also ``bias`` and ``test_mse``. The criteria are
-            NaN at ``alpha = 0``.
+            NaN at ``alpha = 0``. With ``activation="rff"`` also ``block_ratio``.
+
+        Notes
+        -----
+        With ``activation="rff"`` each (alpha, width) point is its own solve of a few
+        eigendecompositions (warm-started along the sorted alphas, ``rmt_ridge.md`` §7), not a
+        share of one: use about 25 alphas, and few widths.
         """
         check_is_fitted(self)
         alphas = np.asarray(alphas, dtype=np.float64)
@@ -612,6 +759,8 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         if y is not None and X is None:
             raise ValueError("risk_path needs X together with y (the test inputs).")
         ops = get_ops(resolve_device(self.device, at_predict=True), np.float64)
+        if self._is_rff():
+            return self._rff_risk_path(ops, alphas, X, y, nc_arr)
         test = None
         if X is not None:
             X, y = self._check_labelled(X, y)
@@ -627,6 +776,30 @@ class RMTRidge(RegressorMixin, BaseEstimator):
         out = {"alpha": alphas.copy(), "n_components": nc_arr.copy()}
         for key in ("train_mse", "loo_mse", "gcv_mse", "effective_alpha", "dof"):
             out[key] = res[key]
+        for key in ("variance", "bias", "test_mse"):
+            if key in res:
+                out[key] = res[key]
+        return out
+
+    def _rff_risk_path(self, ops, alphas, X, y, nc_arr):
+        if X is not None:
+            X, y = self._check_labelled(X, y)
+        kern, pt = self._rff_state(ops)
+        test = None if X is None else self._rff_test(ops, X, y)
+        total = nc_arr.astype(np.float64)
+        n_cos = np.ceil(total / 2.0)
+        n_sin = total - n_cos
+        if nc_arr.ndim == 0:
+            n_cos, n_sin = float(n_cos), float(n_sin)
+        res = _rff.rff_risk_grid(kern, alphas, n_cos, n_sin=n_sin, test=test, loo=True,
+                                 gcv=True, ops=ops, r0=pt.r if pt.r > 0 else None)
+        out = {"alpha": alphas.copy(), "n_components": nc_arr.copy()}
+        for key in ("train_mse", "loo_mse", "gcv_mse", "effective_alpha", "dof"):
+            out[key] = res[key]
+        with np.errstate(invalid="ignore"):
+            for key in ("loo_mse", "gcv_mse"):
+                out[key] = np.where(alphas == 0, np.nan, out[key])
+        out["block_ratio"] = res["r"]
         for key in ("variance", "bias", "test_mse"):
             if key in res:
                 out[key] = res[key]

@@ -24,6 +24,7 @@ INIT_PARAMS = {
         dict(n_components=128, random_state=0),
         dict(n_components=128, features="ternary", sparsity=0.5, random_state=0),
         dict(n_components=128, alpha=0.1, activation="erf", alpha_selection="gcv", random_state=0),
+        dict(n_components=128, activation="rff", random_state=0),
     ],
     TheoryKernel: [
         dict(),
