@@ -439,3 +439,18 @@ def test_numpy_cuda_same_codes(projection):
     lc2 = pickle.loads(pickle.dumps(lc))
     assert len(lc2._device_cache) == 0
     assert np.array_equal(lc2.transform_codes(X)[0].astype(np.int64), cu_codes)
+
+
+@pytest.mark.parametrize("projection", ["gaussian", "circulant"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_numba_quantizer_equals_numpy_reference(projection, dtype, monkeypatch):
+    """The compiled cos/dither/rounding pass gives the numpy reference's codes exactly."""
+    import skrmt.random_features._lprff as lprff_module
+
+    X = np.random.RandomState(5).randn(300, 40).astype(dtype)
+    est = LowPrecisionRFF(257, gamma=0.3, n_bits=3, projection=projection, random_state=0).fit(X)
+    fused = est.transform(X)
+    assert lprff_module._fused_quantizer() is not None
+    monkeypatch.setattr(lprff_module, "_fused_quantizer", lambda: None)
+    reference = est.transform(X)
+    np.testing.assert_array_equal(fused, reference)
