@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: sets up ./.venv on first use (idempotent), then
 #   ./dev.sh compare [options]   runs the main job (skrmt compare, digits by default)
-#   ./dev.sh test [pytest args]  runs the whole test suite
+#   ./dev.sh pytest [args]       runs the whole test suite (alias: ./dev.sh test)
 #   ./dev.sh python ...          runs the environment's python (examples, benchmarks)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -25,7 +25,7 @@ cmd=${1:-help}
 [ $# -gt 0 ] && shift
 case "$cmd" in
     compare) exec "$VENV/bin/python" -m skrmt compare "$@" ;;
-    test) exec "$VENV/bin/python" -m pytest "$@" ;;
+    pytest | test) exec "$VENV/bin/python" -m pytest "$@" ;;
     python) exec "$VENV/bin/python" "$@" ;;
-    *) echo "usage: ./dev.sh {compare|test|python} [args...]" >&2; exit 2 ;;
+    *) echo "usage: ./dev.sh {compare|pytest|python} [args...]" >&2; exit 2 ;;
 esac
