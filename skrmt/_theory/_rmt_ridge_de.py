@@ -616,6 +616,17 @@ def alpha_grid(spec, n_components, n_points=GRID_POINTS, decades=GRID_DECADES):
     return scale * np.logspace(decades[0], decades[1], n_points)
 
 
+def warn_grid_edge(criterion, grid, k):
+    """UserWarning that the selection criterion is smallest at an end of its alpha grid."""
+    warnings.warn(
+        f"alpha_ at the grid edge: the {criterion.upper()} criterion is smallest at "
+        f"alpha={grid[k]:.3g}, the {'smallest' if k == 0 else 'largest'} value of the grid "
+        f"[{grid[0]:.3g}, {grid[-1]:.3g}].",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def select_alpha(spec, n_components, *, criterion="loo", grid=None, refine=True):
     """Choose the ridge by minimising the RMT-LOO (default) or RMT-GCV criterion.
 
@@ -654,13 +665,7 @@ def select_alpha(spec, n_components, *, criterion="loo", grid=None, refine=True)
     info = {"grid": grid, "values": values, "at_edge": k in (0, grid.size - 1), "n_refine": 0}
     alpha, best = float(grid[k]), float(values[k])
     if info["at_edge"]:
-        warnings.warn(
-            f"alpha_ at the grid edge: the {criterion.upper()} criterion is smallest at "
-            f"alpha={alpha:.3g}, the {'smallest' if k == 0 else 'largest'} value of the grid "
-            f"[{grid[0]:.3g}, {grid[-1]:.3g}].",
-            UserWarning,
-            stacklevel=2,
-        )
+        warn_grid_edge(criterion, grid, k)
     elif refine:
         def crit(log_gamma):
             info["n_refine"] += 1

@@ -797,13 +797,7 @@ def rff_select_alpha(kern, n_frequencies, *, n_sin=None, criterion="loo", grid=N
     alpha, best = float(grid[k]), float(values[k])
     best_r = float(rs[k])
     if info["at_edge"]:
-        warnings.warn(
-            f"alpha_ at the grid edge: the {criterion.upper()} criterion is smallest at "
-            f"alpha={alpha:.3g}, the {'smallest' if k == 0 else 'largest'} value of the grid "
-            f"[{grid[0]:.3g}, {grid[-1]:.3g}].",
-            UserWarning,
-            stacklevel=2,
-        )
+        _de.warn_grid_edge(criterion, grid, k)
     elif refine:
         log_grid = np.log10(grid)
         found = {}
