@@ -134,40 +134,58 @@ def row_keys(ops, X_block, seed):
     return h.sum(axis=1) & MASK32
 
 
+def _index_hash_py(b, j):
+    """``mix(b ^ j)`` on uint64 scalars in [0, 2**32): the per-entry counter hash.
+
+    Compiled by :func:`compiled_index_hash` for the numba kernels (here and in
+    LowPrecisionRFF's fused quantizer). numba widens integer arithmetic to 64 bits, so every
+    product is masked back to 32 (exactly the 16-bit-split ``_mulmod32``).
+    """
+    mask = np.uint64(MASK32)
+    h = b ^ np.uint64(j)
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(M1)) & mask
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(M2)) & mask
+    h ^= h >> np.uint64(16)
+    return h
+
+
+index_hash = None  # the compiled _index_hash_py, set by compiled_index_hash()
 _NUMBA_COUNTER = []
+
+
+def compiled_index_hash():
+    """The numba-compiled per-entry hash (module global ``index_hash``), or None."""
+    global index_hash
+    if index_hash is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is a dependency
+            return None
+        index_hash = numba.njit(cache=True, inline="always")(_index_hash_py)
+    return index_hash
 
 
 def _numba_counter_bits():
     """A compiled ``counter_bits`` for the numpy path, or None without numba.
 
-    The same murmur3 finalizer in native uint64 arithmetic masked to 32 bits (exactly the
-    16-bit-split ``_mulmod32``), one pass instead of a dozen temporaries of size
-    n_rows x n_cols: the noise no longer dominates LowPrecisionRFF.transform.
+    One pass instead of a dozen temporaries of size n_rows x n_cols: the noise no longer
+    dominates LowPrecisionRFF.transform.
     """
     if not _NUMBA_COUNTER:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a dependency
+        if compiled_index_hash() is None:  # pragma: no cover - numba is a dependency
             _NUMBA_COUNTER.append(None)
             return None
+        import numba
 
         @numba.njit(cache=True, parallel=True)
         def bits(base, n_cols):
-            # numba widens integer arithmetic to 64 bits: mask every product back to 32.
             out = np.empty((base.shape[0], n_cols), dtype=np.int64)
-            mask = np.uint64(MASK32)
-            m1 = np.uint64(M1)
-            m2 = np.uint64(M2)
             for i in numba.prange(base.shape[0]):
                 b = np.uint64(base[i])
                 for j in range(n_cols):
-                    h = b ^ np.uint64(j)
-                    h ^= h >> np.uint64(16)
-                    h = (h * m1) & mask
-                    h ^= h >> np.uint64(13)
-                    h = (h * m2) & mask
-                    h ^= h >> np.uint64(16)
-                    out[i, j] = np.int64(h)
+                    out[i, j] = np.int64(index_hash(b, j))
             return out
 
         _NUMBA_COUNTER.append(bits)

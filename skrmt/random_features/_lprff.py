@@ -10,10 +10,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import FeatureMapMixin
 from .._backend import DeviceCache, get_ops, resolve_device
+from .._backend import _counter_rng
 from .._backend._counter_rng import (
     C1,
-    M1,
-    M2,
     MASK32,
     U_SCALE,
     _mulmod32,
@@ -70,17 +69,13 @@ def _fused_quantizer():
     temporaries of the output's size and spends 6-8x RBFSampler's time there.
     """
     if not _FUSED:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a dependency
+        if _counter_rng.compiled_index_hash() is None:  # pragma: no cover - numba is a dependency
             _FUSED.append(None)
             return None
+        import numba
 
         @numba.njit(cache=True, parallel=True)
         def fused(proj, offset, base, scale, step, n_levels, out):
-            mask = np.uint64(MASK32)
-            m1 = np.uint64(M1)
-            m2 = np.uint64(M2)
             for i in numba.prange(proj.shape[0]):
                 b = np.uint64(base[i])
                 for j in range(proj.shape[1]):
@@ -89,13 +84,7 @@ def _fused_quantizer():
                     v = min(max(v, -scale), scale)
                     t = (v + scale) / step
                     floor_t = np.floor(t)
-                    h = b ^ np.uint64(j)
-                    h ^= h >> np.uint64(16)
-                    h = (h * m1) & mask
-                    h ^= h >> np.uint64(13)
-                    h = (h * m2) & mask
-                    h ^= h >> np.uint64(16)
-                    u = np.float64(h >> np.uint64(8)) * U_SCALE
+                    u = np.float64(_counter_rng.index_hash(b, j) >> np.uint64(8)) * U_SCALE
                     code = np.int64(floor_t)
                     if (t - floor_t) + u >= 1.0:
                         code += 1
