@@ -16,6 +16,8 @@ MODULES = [
     "skrmt.datasets._bundled",
     "skrmt._theory._gaussian_moments",
     "skrmt._theory._activations",
+    "skrmt._theory._ntklc_matching",
+    "skrmt._theory._ck_ntk",
 ]
 
 

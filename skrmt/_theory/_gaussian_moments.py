@@ -40,6 +40,7 @@ __all__ = [
     "gauss_rule",
     "gaussian_moments",
     "hermite_coefficients",
+    "staircase_moments",
 ]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -445,6 +446,109 @@ def _closed_moments(act, tau):
         # t/2 + an even function: m1 = 1/2 exactly
         return dict(m1=0.5 * one)
     return None
+
+
+@dataclass(frozen=True)
+class StaircaseMoments:
+    """Standardised Gaussian moments of a staircase (see :func:`staircase_moments`).
+
+    With ``v`` the input variance and levels in units of ``sqrt(v)``: ``m0`` (the mean),
+    ``m1``, ``m2s = sqrt(v) m2``, ``e3`` (centred at ``m0``) and ``var``; in the natural units
+    of the pre-activation ``m0 -> sqrt(v) m0``, ``m2 = m2s / sqrt(v)``, ``Var -> v var``, while
+    ``m1`` and ``e3`` are unchanged. With ``derivatives=True``, ``jac`` maps each name to the
+    pair of arrays ``(d/dz, d/djumps)``.
+    """
+
+    m0: object
+    m1: object
+    m2s: object
+    e3: object
+    var: object
+    jac: object = None
+
+
+def _d_level_sum(upper, lower, w):
+    """``d/dJ_j sum_k (c_k^2 - c_{k-1}^2) w_k = 2 sum_{k>=j} c_k w_k - 2 sum_{k>j} c_{k-1} w_k``.
+
+    (The level just above ``z_k`` contains ``J_j`` for ``k >= j``, the one below for ``k > j``.)
+    """
+
+    def tail(x):
+        return np.flip(np.cumsum(np.flip(x, -1), -1), -1)
+
+    return 2.0 * tail(upper * w) - 2.0 * (tail(lower * w) - lower * w)
+
+
+def staircase_moments(z, jumps, c0=0.0, derivatives=False):
+    """Closed-form moments of a step function in standardised units, vectorised.
+
+    The step function is ``c0 + sum_k J_k 1{xi > z_k}`` of ``xi ~ N(0, 1)`` (thresholds ``z``
+    are ``s / sqrt(v)``, levels ``c_k = c0 + J_1 + ... + J_k`` are in units of ``sqrt(v)``):
+    moments.md §5's step-function row in the form ntk_lc.md §9 uses,
+
+    - ``m0 = c0 + sum_k J_k Q(z_k)``, ``var = sum_j P_j c_j^2 - m0^2``,
+    - ``m1 = sum_k J_k phi(z_k)``, ``m2s = sum_k J_k z_k phi(z_k)``,
+    - ``e3 = sum_k (c_k^2 - c_{k-1}^2) z_k phi(z_k) - 2 m0 m2s``.
+
+    Parameters
+    ----------
+    z : array_like of shape (..., J)
+        Standardised thresholds (any order; equal ones simply add their jumps).
+    jumps : array_like of shape (..., J)
+        Signed jumps ``J_k`` at ``z_k``.
+    c0 : float or array_like of shape (...), default=0.0
+        Level below every threshold.
+    derivatives : bool, default=False
+        Also return the exact first derivatives with respect to ``z`` and ``jumps``.
+
+    Returns
+    -------
+    StaircaseMoments
+
+    Examples
+    --------
+    >>> mom = staircase_moments([0.0], [1.0])  # the unit step 1{t > 0}
+    >>> round(float(mom.m0), 6), round(float(mom.m1), 6), float(mom.var)
+    (0.5, 0.398942, 0.25)
+    """
+    z = np.asarray(z, dtype=np.float64)
+    J = np.asarray(jumps, dtype=np.float64)
+    z, J = np.broadcast_arrays(z, J)
+    c0 = np.asarray(c0, dtype=np.float64)[..., None]
+    upper = c0 + np.cumsum(J, axis=-1)  # level just above z_k
+    lower = upper - J  # level just below z_k
+    phi = np.exp(-0.5 * z * z) / _SQRT_2PI
+    Q = sc.ndtr(-z)
+    zphi = z * phi
+    g = J * (upper + lower)  # c_k^2 - c_{k-1}^2
+    m0 = c0[..., 0] + np.sum(J * Q, axis=-1)
+    s2 = c0[..., 0] ** 2 + np.sum(g * Q, axis=-1)
+    m1 = np.sum(J * phi, axis=-1)
+    m2s = np.sum(J * zphi, axis=-1)
+    e3 = np.sum(g * zphi, axis=-1) - 2.0 * m0 * m2s
+    var = s2 - m0 * m0
+    jac = None
+    if derivatives:
+        mm = m0[..., None]
+        dz_m0 = -J * phi
+        dz_var = -g * phi - 2.0 * mm * dz_m0
+        dz_m1 = -J * zphi
+        dz_m2s = J * (1.0 - z * z) * phi
+        dz_e3 = g * (1.0 - z * z) * phi - 2.0 * (dz_m0 * m2s[..., None] + mm * dz_m2s)
+        # d/dJ_j: every level above z_j moves by one; P_k Q-differences give sum_{k>=j}
+        dJ_m0 = Q
+        dJ_var = _d_level_sum(upper, lower, Q) - 2.0 * mm * Q
+        dJ_m1 = phi
+        dJ_m2s = zphi
+        dJ_e3 = _d_level_sum(upper, lower, zphi) - 2.0 * (Q * m2s[..., None] + mm * zphi)
+        jac = dict(
+            m0=(dz_m0, dJ_m0),
+            m1=(dz_m1, dJ_m1),
+            m2s=(dz_m2s, dJ_m2s),
+            e3=(dz_e3, dJ_e3),
+            var=(dz_var, dJ_var),
+        )
+    return StaircaseMoments(m0=m0, m1=m1, m2s=m2s, e3=e3, var=var, jac=jac)
 
 
 # =============================================================================================

@@ -111,10 +111,10 @@ def test_equivalent_pair_call_needs_fit():
         TheoryKernel(form="equivalent")(X[0], X[1])
 
 
-def test_n_layers_other_than_one_is_a_clear_error():
+def test_activation_list_length_must_match_n_layers():
     X, _ = _digits(10)
-    with pytest.raises(ValueError, match="n_layers"):
-        TheoryKernel(n_layers=2).fit(X)
+    with pytest.raises(ValueError, match="activation has 1 entries but n_layers=2"):
+        TheoryKernel(n_layers=2, activation=["relu"]).fit(X)
 
 
 def test_float32_preserved_and_pickle():

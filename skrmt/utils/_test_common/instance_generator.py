@@ -32,6 +32,9 @@ INIT_PARAMS = {
         dict(activation="tanh"),
         dict(model="implicit_ck", form="equivalent"),
         dict(model="implicit_ntk"),
+        dict(model="ntk", n_layers=2),
+        dict(model="ck", n_layers=3, form="equivalent"),
+        dict(model="ck", n_layers=2, activation=["relu", "erf"]),
     ],
     DEQKernelClassifier: [dict(), dict(method="explicit", n_components=128, random_state=0)],
 }
