@@ -6,7 +6,7 @@ matched, by the Gaussian moments of their activations.
 
 from .kernels import TheoryKernel
 from .linear_model import RMTRidge
-from .neural_network import DEQKernelClassifier
+from .neural_network import DEQKernelClassifier, NTKLCClassifier
 from .random_features import LowPrecisionRFF, TernaryRandomFeatures
 from .utils import memory_bytes, memory_report
 
@@ -15,6 +15,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "DEQKernelClassifier",
     "LowPrecisionRFF",
+    "NTKLCClassifier",
     "RMTRidge",
     "TernaryRandomFeatures",
     "TheoryKernel",

@@ -9,6 +9,7 @@ import pytest
 MODULES = [
     "skrmt.random_features._trf",
     "skrmt.random_features._lprff",
+    "skrmt.neural_network._ntklc",
     "skrmt.kernels._theory_kernel",
     "skrmt.utils._memory",
     "skrmt.datasets._gmm",

@@ -6,6 +6,7 @@ def all_estimators():
     from .. import (
         DEQKernelClassifier,
         LowPrecisionRFF,
+        NTKLCClassifier,
         RMTRidge,
         TernaryRandomFeatures,
         TheoryKernel,
@@ -14,6 +15,7 @@ def all_estimators():
     estimators = [
         ("DEQKernelClassifier", DEQKernelClassifier),
         ("LowPrecisionRFF", LowPrecisionRFF),
+        ("NTKLCClassifier", NTKLCClassifier),
         ("RMTRidge", RMTRidge),
         ("TernaryRandomFeatures", TernaryRandomFeatures),
         ("TheoryKernel", TheoryKernel),

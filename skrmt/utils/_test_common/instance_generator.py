@@ -4,6 +4,7 @@ from ..._backend import torch_available
 from ... import (
     DEQKernelClassifier,
     LowPrecisionRFF,
+    NTKLCClassifier,
     RMTRidge,
     TernaryRandomFeatures,
     TheoryKernel,
@@ -37,6 +38,16 @@ INIT_PARAMS = {
         dict(model="ck", n_layers=2, activation=["relu", "erf"]),
     ],
     DEQKernelClassifier: [dict(), dict(method="explicit", n_components=128, random_state=0)],
+    # ntk_lc.md §8 item 10: the dense reference at small widths and a compressed instance
+    # at sparsity 0 (3-bit activations pass check_classifiers_train; 1 bit would not), both
+    # on numpy (its device=None is torch, absent from the no-torch job); the "cpu" pass adds
+    # their torch variants
+    NTKLCClassifier: [
+        dict(hidden_layer_sizes=(32, 16), compress=False, max_iter=30, batch_size=32,
+             random_state=0, device="numpy"),
+        dict(hidden_layer_sizes=(32, 16), sparsity=0.0, max_iter=30, batch_size=32,
+             random_state=0, device="numpy"),
+    ],
 }
 
 # The one xfail dict: {class or (class, backend): {check name: reason citing an issue}}.
