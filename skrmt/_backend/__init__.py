@@ -7,7 +7,7 @@ from ._device import (
     torch_available,
     torch_num_threads,
 )
-from ._ops import DeviceCache, NumpyOps, TorchOps, as_numpy_input, get_ops
+from ._ops import DeviceCache, NumpyOps, TorchOps, as_numpy_input, get_ops, host_ops
 
 __all__ = [
     "DeviceCache",
@@ -17,6 +17,7 @@ __all__ = [
     "cuda_available",
     "cuda_description",
     "get_ops",
+    "host_ops",
     "resolve_device",
     "torch_available",
     "torch_num_threads",

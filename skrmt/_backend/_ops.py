@@ -5,6 +5,7 @@ arithmetic against ``ops.xp`` (``numpy`` or ``torch``, whose elementwise functio
 for everything skrmt uses) plus the few methods below where the two libraries differ.
 """
 
+import functools
 import importlib
 
 import numpy as np
@@ -60,6 +61,10 @@ class NumpyOps:
     def budget_bytes(self):
         return int(get_config()["working_memory"] * 2**20)
 
+    def block_rows(self, n_rows, bytes_per_row):
+        """Rows per block so that one block's working set fits the working-memory budget."""
+        return _block_rows(n_rows, bytes_per_row, self.budget_bytes())
+
     def map_rows(self, func, X, n_out, *, bytes_per_row=None, out_dtype=None, writes_out=False):
         """Apply ``func`` to row blocks of ``X`` (numpy or CSR) and stack a numpy result.
 
@@ -73,7 +78,7 @@ class NumpyOps:
         out = np.empty((n, n_out), dtype=self.dtype if out_dtype is None else out_dtype)
         if bytes_per_row is None:
             bytes_per_row = (X.shape[1] + 2 * n_out) * self.dtype.itemsize
-        size = _block_rows(n, bytes_per_row, self.budget_bytes())
+        size = self.block_rows(n, bytes_per_row)
         for rows in gen_batches(n, size):
             if writes_out and not self.is_torch:
                 func(self.asarray(X[rows]), out[rows])
@@ -151,6 +156,12 @@ def get_ops(device, dtype=np.float64):
     if device == "numpy":
         return NumpyOps(dtype)
     return TorchOps(device, dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def host_ops():
+    """The shared float64 numpy namespace (host-side reference computations and caches)."""
+    return NumpyOps(np.float64)
 
 
 def as_numpy_input(X):

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.special as sc
 from scipy import integrate
 
-from .._backend import get_ops
+from .._backend import host_ops
 from ._activations import StepFunction, resolve_activation
 
 __all__ = [
@@ -56,14 +56,6 @@ _SERIES_AIM = 1e-12  # the order is raised (up to 80) until the bound meets this
 _DIAG_RTOL = 1e-12  # rho and A/B this close to the diagonal use the 1-D s2
 _ROW_BLOCK = 2048
 
-_NUMPY_OPS = None
-
-
-def _numpy_ops():
-    global _NUMPY_OPS
-    if _NUMPY_OPS is None:
-        _NUMPY_OPS = get_ops("numpy", np.float64)
-    return _NUMPY_OPS
 
 
 # =============================================================================================
@@ -1166,7 +1158,7 @@ def _max_abs(xp, x):
 
 def _dual(act, A, B, C, ops, prime, order=None):
     act = resolve_activation(act)
-    ops = _numpy_ops() if ops is None else ops
+    ops = host_ops() if ops is None else ops
     A, B, C, sq, rho = _prepare(ops, A, B, C)
     if act.name in _CLOSED_PHI and not isinstance(act, StepFunction):
         return _phi_closed(act, ops.xp, A, B, sq, rho, prime)
@@ -1250,7 +1242,7 @@ def dual_kernel_diag(act, A, ops=None):
         None means numpy.
     """
     act = resolve_activation(act)
-    ops = _numpy_ops() if ops is None else ops
+    ops = host_ops() if ops is None else ops
     arr, _ = _as_variance(ops.to_numpy(A) if ops is not None else A, "A", allow_zero=True)
     vals, inv = np.unique(arr.ravel(), return_inverse=True)
     out = _diag_values(act, vals, prime=False)[inv].reshape(arr.shape)
@@ -1260,7 +1252,7 @@ def dual_kernel_diag(act, A, ops=None):
 def dual_kernel_prime_diag(act, A, ops=None):
     """Diagonal ``Phi'(a, a) = q(||a||^2) = E sigma'(u)^2``; ``ValueError`` for jumps (infinite)."""
     act = resolve_activation(act)
-    ops = _numpy_ops() if ops is None else ops
+    ops = host_ops() if ops is None else ops
     if act.jumps:
         raise ValueError(
             f"dual_kernel_prime_diag of activation {act.name!r} is infinite: it has jumps "

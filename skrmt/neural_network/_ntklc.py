@@ -37,6 +37,7 @@ from .._backend import (
     DeviceCache,
     as_numpy_input,
     get_ops,
+    host_ops,
     resolve_device,
     torch_available,
     torch_num_threads,
@@ -153,20 +154,8 @@ class _DenseLayer:
         self.v_out = float(v_out)
 
 
-def _block_rows(ops, n, bytes_per_row):
-    return int(max(1, min(n, ops.budget_bytes() // max(1, int(bytes_per_row)))))
-
-
 # Unit roundoff of float64: bounds the error of a float64 product in any summation order.
 _U64 = 2.0**-53
-_HOST = None
-
-
-def _host_ops():
-    global _HOST
-    if _HOST is None:
-        _HOST = get_ops("numpy", np.float64)
-    return _HOST
 
 
 def _ternary_host(cache, index, layer):
@@ -176,7 +165,7 @@ def _ternary_host(cache, index, layer):
         dense = layer.weights.toarray()
         return dense, dense.sum(axis=1, dtype=np.int64).astype(np.float64)
 
-    return cache.get(_host_ops(), ("ternary", index), make)
+    return cache.get(host_ops(), ("ternary", index), make)
 
 
 def _theta_host(cache, index, layer, prev):
@@ -190,7 +179,7 @@ def _theta_host(cache, index, layer, prev):
         shift = prev.levels[0] - prev.center
         return layer.thresholds[None, :] * unit - shift * row_sums[:, None]
 
-    return cache.get(_host_ops(), ("theta", index), make)
+    return cache.get(host_ops(), ("theta", index), make)
 
 
 def _count_above(ops, A, thresholds):
@@ -269,7 +258,7 @@ def compressed_codes(ops, X, layers, cache=None, *, method="checked"):
     # one block's working set per row: indicator vectors and counts (float32) or the level
     # values (float64), the sums, the comparisons and the input row
     per_row = (max_levels - 1) * 8 * max_in + 32 * max_in + max_levels * max_in + 8 * X.shape[1]
-    rows = _block_rows(ops, n, 2 * per_row)
+    rows = ops.block_rows(n, 2 * per_row)
     out = [np.empty((n, w), dtype=np.uint8) for w in widths]
     for start in range(0, n, rows):
         stop = min(n, start + rows)
@@ -307,7 +296,7 @@ def compressed_codes(ops, X, layers, cache=None, *, method="checked"):
                 ops.torch.empty((nb, d_out), dtype=ops.torch.uint8, device=ops.device)
                 if ops.is_torch else np.empty((nb, d_out), dtype=np.uint8)
             )
-            col_block = _block_rows(ops, d_out, 8 * d_in * 2)
+            col_block = ops.block_rows(d_out, 8 * d_in * 2)
             for c0 in range(0, d_out, col_block):
                 c1 = min(d_out, c0 + col_block)
                 Tb = T8[c0:c1]
@@ -362,7 +351,7 @@ def dense_features(ops, X, layers, cache=None):
     cache = DeviceCache() if cache is None else cache
     n = X.shape[0]
     max_w = max(X.shape[1], *(layer.weights.shape[0] for layer in layers))
-    rows = _block_rows(ops, n, 8 * 4 * max_w)
+    rows = ops.block_rows(n, 8 * 4 * max_w)
     d_last = layers[-1].weights.shape[0]
     out = np.empty((n, d_last), dtype=np.float64)
     for start in range(0, n, rows):
