@@ -1,7 +1,10 @@
 """
-================================================
+===============================================
 Test accuracy against memory of random features
-================================================
+===============================================
+
+**What you learn:** at equal stored memory, which random-feature map is the most accurate on
+the digits, and how far sparse ternary weights move the accuracy-memory curve to the left.
 
 Ternary random features (:class:`~skrmt.TernaryRandomFeatures`), full-precision random
 Fourier features (scikit-learn's ``RBFSampler``), low-precision ones

@@ -1,7 +1,11 @@
 """
-=====================================================================
+============================================================
 Deep equilibrium models and their not-so-deep explicit twins
-=====================================================================
+============================================================
+
+**What you learn:** that the kernel of an infinitely wide deep-equilibrium model is matched by
+its random-matrix equivalent and by a two-layer explicit network, and that neither beats a
+plain one-layer ReLU kernel in accuracy.
 
 A random deep-equilibrium model (DEQ) maps ``x`` to the fixed point
 ``z* = phi(sigma_a A z* + sigma_b B x) / sqrt(m)`` of one weight-tied layer. As its width ``m``
@@ -27,6 +31,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import math
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -54,13 +59,15 @@ eig_star, eig_bar = np.linalg.eigvalsh(G_star), np.linalg.eigvalsh(G_bar)
 err = np.linalg.norm(G_star - G_bar, 2) / np.linalg.norm(G_star, 2)
 print(f"GMM p = {p}: ||G* - G-bar|| / ||G*|| = {err:.4f} (operator norm)")
 
-fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+fig, ax0 = plt.subplots(figsize=(7, 4))
 bins = np.linspace(0, eig_star[-3] * 1.1, 60)
-ax[0].hist(eig_star, bins=bins, alpha=0.6, label="implicit CK $G^*$ (exact)")
-ax[0].hist(eig_bar, bins=bins, histtype="step", lw=2, label=r"RMT equivalent $\bar G$")
-ax[0].set_xlabel("eigenvalue (bulk; the two spikes lie to the right)")
-ax[0].set_title(f"Gaussian mixture, p = {p}, n = {len(X)}: relative error {err:.3f}")
-ax[0].legend()
+ax0.hist(eig_star, bins=bins, alpha=0.6, label="implicit CK $G^*$ (exact)")
+ax0.hist(eig_bar, bins=bins, histtype="step", lw=2, label=r"RMT equivalent $\bar G$")
+ax0.set_xlabel("eigenvalue of the Gram matrix (bulk; the two spikes lie to the right)")
+ax0.set_ylabel("number of eigenvalues per bin")
+ax0.set_title(f"Gaussian mixture, p = {p}, n = {len(X)}: relative error {err:.3f}")
+ax0.legend()
+fig.tight_layout()
 print("top eigenvalues, G*:   ", np.round(eig_star[-3:], 3))
 print("top eigenvalues, G-bar:", np.round(eig_bar[-3:], 3))
 
@@ -112,7 +119,10 @@ def relu_net(A, weights):
     return H
 
 
+# SKRMT_EXAMPLES_FULL=1 adds widths 2048 and 4096 (slower)
 widths = [64, 128, 256, 512, 1024]
+if os.environ.get("SKRMT_EXAMPLES_FULL") == "1":
+    widths += [2048, 4096]
 curves = {"finite-width DEQ": [], "matched 2-layer leaky ReLU (explicit twin)": [],
           "unmatched 2-layer ReLU": [], "1-layer ReLU": []}
 rng = np.random.RandomState(0)
@@ -131,14 +141,15 @@ for m in widths:
     print(f"width {m:5d}: " + ", ".join(f"{k.split(' (')[0]} {v[-1]:.4f}"
                                          for k, v in curves.items()))
 
+fig, ax1 = plt.subplots(figsize=(6.5, 4))
 for (label, acc), marker in zip(curves.items(), "osv^"):
-    ax[1].plot(widths, acc, marker=marker, label=label)
-ax[1].axhline(acc_implicit, color="k", ls="--", label="implicit DEQ kernel (exact)")
-ax[1].set_xscale("log", base=2)
-ax[1].set_xlabel("width m")
-ax[1].set_ylabel("test accuracy (digits, 1000 train)")
-ax[1].set_title("random features vs the implicit kernel")
-ax[1].legend(fontsize=8)
+    ax1.plot(widths, acc, marker=marker, label=label)
+ax1.axhline(acc_implicit, color="k", ls="--", label="implicit DEQ kernel (exact)")
+ax1.set_xscale("log", base=2)
+ax1.set_xlabel("width m (random features, log scale)")
+ax1.set_ylabel("test accuracy (fraction; digits, 1000 train)")
+ax1.set_title("random features vs the implicit kernel")
+ax1.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 

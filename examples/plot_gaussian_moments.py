@@ -1,7 +1,11 @@
 """
-=====================================================
+========================================================
 Gaussian moments: what the theory keeps of an activation
-=====================================================
+========================================================
+
+**What you learn:** the three numbers ``d0, d1, d2`` that the theory keeps of an activation,
+how they change with the input variance ``tau``, and the ternary thresholds and kernel shift
+``Delta`` that ``TernaryRandomFeatures`` derives from them.
 
 In high dimension a random network's kernel depends on its activation ``sigma`` only through
 Gaussian moments at the input variance ``tau``: ``d1 = (E sigma')^2`` (the linear part),
@@ -28,7 +32,8 @@ for name in ["relu", "tanh", "erf", "gelu", "swish", "sin"]:
     line, = ax[0].loglog(taus, m.d1, label=f"{name} d1")
     ax[0].loglog(taus, np.maximum(m.d0, 1e-12), "--", color=line.get_color())
 ax[0].set_xlabel("tau (input variance)")
-ax[0].set_ylabel("d1 (solid), d0 (dashed)")
+ax[0].set_ylabel("d1 (solid), d0 (dashed), log scale")
+ax[0].set_title("Gaussian moments of the activation")
 ax[0].legend(fontsize=7)
 
 for name in ["relu", "tanh", "gelu"]:
@@ -37,11 +42,13 @@ for name in ["relu", "tanh", "gelu"]:
     line, = ax[1].semilogx(taus, s[:, 1], label=f"{name} s+")
     ax[1].semilogx(taus, s[:, 0], "--", color=line.get_color(), label=f"{name} s-")
     ax[2].loglog(taus, [mt.delta for mt in matches], label=name)
-ax[1].set_xlabel("tau")
-ax[1].set_ylabel("ternary thresholds")
+ax[1].set_xlabel("tau (input variance)")
+ax[1].set_ylabel("ternary thresholds s+, s- (pre-activation units)")
+ax[1].set_title("matched ternary activation")
 ax[1].legend(fontsize=7)
-ax[2].set_xlabel("tau")
+ax[2].set_xlabel("tau (input variance)")
 ax[2].set_ylabel("Delta = d0(ternary) - d0(target)")
+ax[2].set_title("kernel shift (implicit ridge)")
 ax[2].legend()
 fig.tight_layout()
 

@@ -1,7 +1,10 @@
 """
-=====================================================================
+=========================================================================
 Choosing the ridge of random-features regression without cross-validation
-=====================================================================
+=========================================================================
+
+**What you learn:** how ``RMTRidge`` chooses its ridge from the training data alone, and how
+close that choice lands to the ridge that is best on held-out data.
 
 ``RMTRidge(alpha="auto")`` chooses the ridge of a random-features regression from the training
 data alone: random matrix theory gives a label-free leave-one-out estimate of the error
@@ -201,6 +204,7 @@ for k, name in enumerate(("RMT-LOO", "RMT-GCV")):
            label=f"{name} (alpha_selection=\"{name[4:].lower()}\")")
 ax.axhline(0, color="grey", lw=0.8)
 ax.set_xticks(pos, [f"N = {N / n:g} n" for N in widths])
+ax.set_xlabel("width N (random features; n = training samples)")
 ax.set_ylabel("test MSE above the best ridge (%)")
 ax.set_title("Cost of the label-free ridge choice (simulation)")
 ax.legend(fontsize=8)

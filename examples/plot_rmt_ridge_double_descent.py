@@ -1,7 +1,11 @@
 """
-==================================================================
+================================================================
 Double descent of random-features ridge, predicted by the theory
-==================================================================
+================================================================
+
+**What you learn:** where the double-descent peak of random-features ridge comes from, that
+the theory predicts the whole test and train error curves before any feature is drawn, and
+that a tuned ridge removes the peak.
 
 A ridge readout on ``N`` random ReLU features of ``n`` training points has a test error that
 explodes at ``N = n`` when the ridge is (nearly) zero: the model can just interpolate its

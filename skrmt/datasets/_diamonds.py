@@ -72,6 +72,27 @@ def load_diamonds(path=None, *, split="standard"):
     Columns: ``carat, depth, table, x, y, z`` then the one-hot levels of ``cut`` (5),
     ``color`` (7) and ``clarity`` (8) in sorted level order, no level dropped. The target
     is the price in dollars, 326..18823; report MSE in raw units and MSE / var(y_test).
+
+    See Also
+    --------
+    load_diabetes : A small regression set that is always available.
+    skrmt.RMTRidge : A regressor whose risk the theory predicts.
+
+    References
+    ----------
+    .. [1] H. Wickham, "ggplot2: Elegant Graphics for Data Analysis", Springer, 2016 (the
+       ``diamonds`` data set).
+
+    Examples
+    --------
+    >>> from skrmt.datasets import load_diamonds
+    >>> from skrmt.exceptions import DatasetNotFoundError
+    >>> try:
+    ...     X_train, y_train, X_test, y_test = load_diamonds()
+    ... except (DatasetNotFoundError, ImportError):
+    ...     pass  # not installed here: the message names the install command
+    ... else:
+    ...     assert X_train.shape == (40000, 26) and X_test.shape == (13940, 26)
     """
     if split not in ("standard", "all"):
         raise ValueError(f"split must be 'standard' or 'all', got {split!r}")

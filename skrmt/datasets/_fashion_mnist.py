@@ -134,7 +134,31 @@ def fashion_mnist_available(path=None):
 
     Returns
     -------
-    bool
+    available : bool
+        True when all four files were found.
+
+    See Also
+    --------
+    load_fashion_mnist : Read and verify the files.
+
+    Notes
+    -----
+    Use it to gate optional code paths (examples and tests fall back to the bundled digits
+    when it returns False). Nothing is downloaded: install the data with
+    ``apt-get install dataset-fashion-mnist`` or point ``$SKRMT_DATA_DIR`` at a copy.
+
+    References
+    ----------
+    .. [1] H. Xiao, K. Rasul and R. Vollgraf, "Fashion-MNIST: a novel image dataset for
+       benchmarking machine learning algorithms", arXiv:1708.07747, 2017.
+
+    Examples
+    --------
+    >>> from skrmt.datasets import fashion_mnist_available
+    >>> fashion_mnist_available("/nonexistent")
+    False
+    >>> isinstance(fashion_mnist_available(), bool)
+    True
     """
     try:
         _locate(path, _ALL_STEMS)
@@ -218,6 +242,36 @@ def load_fashion_mnist(path=None, *, split="train", dtype=np.float32, flatten=Tr
         A file's decompressed sha256 differs from the pinned value.
     ValueError
         Invalid arguments, or a malformed IDX file.
+
+    See Also
+    --------
+    fashion_mnist_available : Check for the files without reading them.
+    load_digits : A small image set that is always available.
+
+    Notes
+    -----
+    Ten classes of 28 x 28 grey-level clothing images (``FASHION_MNIST_CLASSES``), 6000
+    training and 1000 test images per class. ``skrmt compare --dataset fashion-mnist`` and
+    the NTK-LC and DEQ benchmarks use it; p = 784 is large enough for the kernel
+    equivalents to be accurate to a few percent.
+
+    References
+    ----------
+    .. [1] H. Xiao, K. Rasul and R. Vollgraf, "Fashion-MNIST: a novel image dataset for
+       benchmarking machine learning algorithms", arXiv:1708.07747, 2017.
+
+    Examples
+    --------
+    >>> from skrmt.datasets import fashion_mnist_available, load_fashion_mnist
+    >>> from skrmt.exceptions import DatasetNotFoundError
+    >>> try:
+    ...     load_fashion_mnist("/nonexistent")
+    ... except DatasetNotFoundError as err:
+    ...     print(str(err)[:31])
+    Fashion-MNIST not found (looked
+    >>> if fashion_mnist_available():
+    ...     X, y = load_fashion_mnist(split="test")
+    ...     assert X.shape == (10000, 784) and X.dtype.name == "float32"
     """
     if split not in ("train", "test", "both"):
         raise ValueError(f"split must be 'train', 'test' or 'both', got {split!r}")

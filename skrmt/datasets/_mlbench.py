@@ -91,6 +91,31 @@ def load_mlbench(name, path=None, *, split="uci", verify=True):
     Feature ranges differ by orders of magnitude (Shuttle: four): standardise with
     training statistics before any kernel. Shuttle's majority class holds 78.6% of the
     rows; report balanced accuracy as well.
+
+    The ``.rda`` files are R data; ``rdata`` (pure Python, from PyPI) parses them without R.
+
+    See Also
+    --------
+    load_fashion_mnist : Another offline multi-class image set.
+    load_diamonds : An offline regression set from R.
+
+    References
+    ----------
+    .. [1] F. Leisch and E. Dimitriadou, "mlbench: Machine Learning Benchmark Problems",
+       R package.
+    .. [2] D. Dua and C. Graff, "UCI Machine Learning Repository", University of
+       California, Irvine (Letter Recognition, Statlog Shuttle and Landsat Satellite).
+
+    Examples
+    --------
+    >>> from skrmt.datasets import load_mlbench
+    >>> from skrmt.exceptions import DatasetNotFoundError
+    >>> try:
+    ...     X_train, y_train, X_test, y_test = load_mlbench("letter")
+    ... except (DatasetNotFoundError, ImportError):
+    ...     pass  # not installed here: the message names the install command
+    ... else:
+    ...     assert X_train.shape == (16000, 16) and X_test.shape == (4000, 16)
     """
     if name not in _SETS:
         raise ValueError(f"name must be one of {sorted(_SETS)}, got {name!r}")

@@ -147,7 +147,7 @@ class LowPrecisionRFF(FeatureMapMixin, BaseEstimator):
         The Gaussian vectors g of the circulant blocks (``projection="circulant"`` only).
     circulant_signs_ : ndarray of dtype uint8
         The Rademacher vectors s of the circulant blocks, bit-packed (``np.packbits`` of
-        ``s > 0``, row-major over (n_blocks_, n_features_in_); ``projection="circulant"``
+        ``s > 0``, row-major over ``(n_blocks_, n_features_in_)``; ``projection="circulant"``
         only).
     n_blocks_ : int
         Number of circulant blocks, ``ceil(n_components / n_features_in_)`` (circulant only).
