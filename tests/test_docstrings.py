@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import importlib.util
 import warnings
 
 import pytest
@@ -24,6 +25,13 @@ MODULES = [
     "skrmt._theory._ntklc_matching",
     "skrmt._theory._ck_ntk",
 ]
+# skrmt.scale_out needs the optional extra skrmt[dask] (its examples run dask; loopback_client's
+# starts a threads-only cluster on 127.0.0.1)
+_NO_DASK = pytest.mark.skipif(
+    importlib.util.find_spec("dask") is None or importlib.util.find_spec("distributed") is None,
+    reason="needs the dask extra: pip install -e .[dask]")
+MODULES += [pytest.param(name, marks=_NO_DASK) for name in
+            ("skrmt.scale_out._blocks", "skrmt.scale_out._cluster", "skrmt.scale_out._ridge")]
 
 
 @pytest.mark.parametrize("name", MODULES)

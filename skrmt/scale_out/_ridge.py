@@ -174,7 +174,9 @@ def ridge_statistics(est, X, y, *, y_mean=None, split_every=4, rows=None):
         Its feature map ``F = sigma(X_std W^T)`` (``x_mean_``, ``tau_`` and the weights) is
         applied to each row block.
     X : dask.array.Array or array-like of shape (n_samples, n_features)
+        Input rows; columns are merged into one chunk, a numpy array is wrapped.
     y : dask.array.Array or array-like of shape (n_samples,) or (n_samples, n_targets)
+        Targets, rechunked like the rows of ``X``.
     y_mean : array-like of shape (n_targets,), default=None
         Centre of ``y``; ``None`` uses the mean of ``y`` (one cheap extra reduction).
     split_every : int, default=4
@@ -188,6 +190,52 @@ def ridge_statistics(est, X, y, *, y_mean=None, split_every=4, rows=None):
     stats : dict
         ``n``; ``y_mean`` (k,); ``G = F^T F`` (N, N); ``B = F^T (Y - y_mean)`` (N, k);
         ``yy = ||Y - y_mean||^2`` per output (k,). All float64 numpy.
+
+    Raises
+    ------
+    ValueError
+        If ``split_every`` is not an integer >= 2, or ``X`` and ``y`` have inconsistent
+        shapes or a non-numeric ``y``.
+
+    See Also
+    --------
+    fit_rmt_ridge : Fits an RMTRidge from these statistics.
+    spectral_gcv : Generalised cross-validation from the eigendecomposition of ``G``.
+    skrmt.RMTRidge : The estimator whose readout these statistics determine.
+
+    Notes
+    -----
+    One task per row block makes the block's features (float64), reduces them to its share
+    of ``G``, ``B`` and ``yy`` and drops them; the shares are added by a tree of fan-in
+    ``split_every``. ``F`` never exists outside a task and the result has size ``O(N^2)``
+    whatever ``n``. The readout of ``est`` at ridge ``gamma`` solves the normal equations
+    ``(G + n gamma I) beta = B`` (``coef_ = beta.T``, ``intercept_ = y_mean``), and its
+    training MSE is ``(yy - 2 beta^T B + beta^T G beta) / n`` per output. The sums are exact
+    up to rounding; their order, and hence the last bits, depends on the chunking.
+
+    References
+    ----------
+    .. [1] M. Rocklin, "Dask: parallel computation with blocked algorithms and task
+       scheduling", Proc. 14th Python in Science Conf. (SciPy 2015), pp. 126-132.
+
+    Examples
+    --------
+    >>> import dask
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from skrmt import RMTRidge
+    >>> from skrmt.scale_out import ridge_statistics
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(200, 10)
+    >>> y = np.tanh(X[:, 0]) + 0.1 * rng.randn(200)
+    >>> model = RMTRidge(32, alpha=1e-3, random_state=0).fit(X, y)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     stats = ridge_statistics(model, da.from_array(X, chunks=(50, 10)), y)
+    >>> stats["n"], stats["G"].shape, stats["B"].shape
+    (200, (32, 32), (32, 1))
+    >>> beta = np.linalg.solve(stats["G"] + 200 * 1e-3 * np.eye(32), stats["B"])
+    >>> bool(np.allclose(beta[:, 0], model.coef_, rtol=1e-9, atol=0))
+    True
     """
     import dask
 
@@ -236,10 +284,70 @@ def _spectral_grid(G, n, n_points):
 def spectral_gcv(mu, b_rot, yy, n, gammas):
     """Generalised cross-validation of the realised ridge fit for every ``gamma``, from ``G``.
 
-    ``mu``, ``b_rot = V^T B``: eigenvalues and rotated right-hand side of ``G = F^T F``.
-    Residual ``||Y_c||^2 - sum_k b_k^2 (mu_k + 2 n gamma)/(mu_k + n gamma)^2``, degrees of
-    freedom ``df = sum_k mu_k/(mu_k + n gamma)``, and
-    ``GCV = (RSS / (n k)) / (1 - (df + 1)/n)^2`` (the ``+1`` counts the fitted mean of y).
+    Parameters
+    ----------
+    mu : ndarray of shape (N,)
+        Eigenvalues of ``G = F^T F`` (clipped at 0), as returned by ``numpy.linalg.eigh``.
+    b_rot : ndarray of shape (N, k)
+        The right-hand side ``B = F^T Y_c`` rotated into the eigenbasis, ``V^T B``, with
+        ``G = V diag(mu) V^T``; one column per output.
+    yy : float or ndarray of shape (k,)
+        ``||Y_c||^2`` per output (only the sum over outputs is used).
+    n : int
+        Number of training rows.
+    gammas : float or array-like of shape (n_gammas,)
+        Ridges, in RMTRidge's convention (the readout solves ``(G + n gamma I) beta = B``).
+
+    Returns
+    -------
+    gcv : ndarray of shape (n_gammas,)
+        The GCV criterion at each ridge, ``(RSS / (n k)) / (1 - (df + 1)/n)^2``. It is
+        meaningless once ``df + 1`` reaches ``n`` (the fit interpolates; infinite at
+        equality), so callers minimise it over the finite values of a grid.
+
+    See Also
+    --------
+    ridge_statistics : Computes ``G``, ``B`` and ``yy`` blockwise.
+    fit_rmt_ridge : Uses this criterion for ``alpha="auto"``, ``alpha_selection="gcv"`` above
+        ``theory_samples`` rows.
+    sklearn.linear_model.RidgeCV : Efficient leave-one-out (not GCV) on in-memory features.
+
+    Notes
+    -----
+    With ``s_j = 1/(mu_j + n gamma)`` the residual sum of squares of the ridge fit, over the
+    ``k`` outputs, is ``RSS = ||Y_c||^2 - sum_j ||b_j||^2 (mu_j + 2 n gamma) s_j^2`` (``b_j``
+    the ``j``-th row of ``b_rot``) and its degrees of freedom, the trace of the hat matrix,
+    are ``df = sum_j mu_j s_j``; the ``+1`` counts the fitted mean of ``y``. Each ridge costs
+    ``O(N k)`` once the ``O(N^3)`` eigendecomposition of ``G`` is done, so a whole grid is
+    cheap and needs no pass over the data. It is the empirical criterion on the realised
+    features, not RMTRidge's random-matrix estimate of the risk.
+
+    References
+    ----------
+    .. [1] G. H. Golub, M. Heath and G. Wahba, "Generalized cross-validation as a method for
+       choosing a good ridge parameter", Technometrics 21(2), 1979, pp. 215-223.
+
+    Examples
+    --------
+    The criterion from the eigendecomposition equals the one from the hat matrix
+    ``H = F (G + n gamma I)^{-1} F^T``:
+
+    >>> import numpy as np
+    >>> from skrmt.scale_out import spectral_gcv
+    >>> rng = np.random.RandomState(0)
+    >>> n, N = 50, 8
+    >>> F = rng.randn(n, N)
+    >>> Yc = rng.randn(n, 2)
+    >>> Yc -= Yc.mean(axis=0)
+    >>> G, B = F.T @ F, F.T @ Yc
+    >>> mu, V = np.linalg.eigh(G)
+    >>> gammas = np.array([1e-3, 1e-1])
+    >>> gcv = spectral_gcv(mu, V.T @ B, (Yc**2).sum(axis=0), n, gammas)
+    >>> H = [F @ np.linalg.solve(G + n * g * np.eye(N), F.T) for g in gammas]
+    >>> direct = [np.sum((Yc - h @ Yc) ** 2) / (2 * n) / (1 - (np.trace(h) + 1) / n) ** 2
+    ...           for h in H]
+    >>> bool(np.allclose(gcv, direct, rtol=1e-10, atol=0))
+    True
     """
     gammas = np.atleast_1d(np.asarray(gammas, dtype=np.float64))
     denom = mu[:, None] + n * gammas[None, :]
@@ -300,9 +408,7 @@ def fit_rmt_ridge(est, X, y, *, theory_samples=THEORY_SAMPLES, split_every=4, ro
     Two or three passes over ``X``: the moments (column means, ``tau_``, mean of ``y``); the
     fused statistics ``F^T F`` and ``F^T Y_c`` (tree sum); and, for ``alpha="auto"`` with
     ``alpha_selection="loo"`` above ``theory_samples`` rows, the leave-one-out pass. The client
-    solves one ``n_components x n_components`` system. Memory: each worker task holds one
-    block of X, its features (float64) and one ``8 N^2``-byte partial sum; a reduction task
-    about ``split_every + 1`` of those; the client 3-4 of them.
+    solves one ``n_components x n_components`` system.
 
     **The theory at scale.** ``predict_risk``, ``risk_path``, ``predicted_train_mse_`` and
     the RMT ``alpha="auto"`` need the ``n x n`` limiting kernel ``Phi`` of the training rows
@@ -343,6 +449,47 @@ def fit_rmt_ridge(est, X, y, *, theory_samples=THEORY_SAMPLES, split_every=4, ro
     est : RMTRidge
         Fitted, with numpy state only, plus ``theory_n_samples_``.
 
+    Raises
+    ------
+    TypeError
+        If ``est`` is not an RMTRidge.
+    ValueError
+        If ``theory_samples`` or ``split_every`` is not an integer >= 2, the parameters of
+        ``est`` are invalid, ``X`` and ``y`` have inconsistent shapes, there are fewer than 2
+        rows, or the data contain NaN or infinity.
+
+    See Also
+    --------
+    skrmt.RMTRidge : The estimator; ``fit`` is the in-memory counterpart.
+    ridge_statistics : The blockwise statistics ``G``, ``B`` and ``yy`` of a fitted RMTRidge.
+    spectral_gcv : The selection criterion of ``alpha="auto"`` above ``theory_samples`` rows.
+    predict : Lazy predictions of the fitted model on a dask array.
+
+    Notes
+    -----
+    The readout minimises ``(1/n)||Y_c - F beta||^2 + alpha ||beta||^2`` with
+    ``F = sigma(X_std W^T)`` (not centred) and ``Y_c = Y - mean(Y)``, so it solves
+    ``(F^T F + n alpha I) beta = F^T Y_c``, which needs only sums over row blocks. The column
+    means and ``tau_`` are combined from per-block means and centred sums of squares by Chan,
+    Golub and LeVeque's pairwise update [2]_, stable for data far from the origin; the
+    leave-one-out residuals of ``alpha_selection="loo"`` are ``r_i / (1 - h_ii)`` with the
+    leverages ``h_ii`` of the ridge hat matrix plus ``1/n`` for the fitted mean.
+
+    Memory: each worker task holds one block of X, its features (float64) and one
+    ``8 N^2``-byte partial sum; a reduction task about ``split_every + 1`` of those; the
+    client 3-4 of them, plus the ``theory_samples x theory_samples`` kernel of the theory.
+
+    References
+    ----------
+    .. [1] C. Louart, Z. Liao and R. Couillet, "A random matrix approach to neural networks",
+       Ann. Appl. Probab. 28(2), 2018.
+    .. [2] T. F. Chan, G. H. Golub and R. J. LeVeque, "Algorithms for computing the sample
+       variance: analysis and recommendations", Amer. Statist. 37(3), 1983, pp. 242-247.
+    .. [3] G. H. Golub, M. Heath and G. Wahba, "Generalized cross-validation as a method for
+       choosing a good ridge parameter", Technometrics 21(2), 1979, pp. 215-223.
+    .. [4] M. Rocklin, "Dask: parallel computation with blocked algorithms and task
+       scheduling", Proc. 14th Python in Science Conf. (SciPy 2015), pp. 126-132.
+
     Examples
     --------
     >>> import numpy as np
@@ -350,9 +497,9 @@ def fit_rmt_ridge(est, X, y, *, theory_samples=THEORY_SAMPLES, split_every=4, ro
     >>> from skrmt import RMTRidge
     >>> from skrmt.scale_out import fit_rmt_ridge
     >>> rng = np.random.RandomState(0)
-    >>> X = rng.randn(1000, 10)
-    >>> y = np.tanh(X[:, 0]) + 0.1 * rng.randn(1000)
-    >>> Xd, yd = da.from_array(X, chunks=(250, 10)), da.from_array(y, chunks=250)
+    >>> X = rng.randn(400, 10)
+    >>> y = np.tanh(X[:, 0]) + 0.1 * rng.randn(400)
+    >>> Xd, yd = da.from_array(X, chunks=(100, 10)), da.from_array(y, chunks=100)
     >>> model = fit_rmt_ridge(RMTRidge(64, alpha=1e-3, random_state=0), Xd, yd,
     ...                       theory_samples=200)
     >>> reference = RMTRidge(64, alpha=1e-3, random_state=0).fit(X, y)
