@@ -16,7 +16,7 @@ import skrmt.datasets as datasets  # noqa: E402
 import skrmt.scale_out as scale_out  # noqa: E402  (dask is imported lazily, inside the functions)
 
 CLASSES = [skrmt.TernaryRandomFeatures, skrmt.LowPrecisionRFF, skrmt.RMTRidge,
-           skrmt.DEQKernelClassifier]
+           skrmt.DEQKernelClassifier, skrmt.TheoryKernel, skrmt.NTKLCClassifier]
 FUNCTIONS = [skrmt.memory_bytes, skrmt.memory_report, datasets.make_gmm, datasets.load_digits,
              datasets.load_breast_cancer, datasets.load_diabetes, datasets.load_fashion_mnist,
              datasets.fashion_mnist_available, datasets.load_mlbench, datasets.load_diamonds,
