@@ -10,7 +10,7 @@ __all__ = ["loopback_client"]
 
 @contextlib.contextmanager
 def loopback_client(n_workers=2, *, threads_per_worker=1, processes=True,
-                    memory_limit="1GiB", **cluster_kwargs):
+                    memory_limit="auto", **cluster_kwargs):
     """A ``distributed.Client`` on a fresh ``LocalCluster`` that listens on 127.0.0.1 only.
 
     The scheduler, workers and nannies bind to 127.0.0.1; the dashboard too, on a random free
@@ -27,8 +27,10 @@ def loopback_client(n_workers=2, *, threads_per_worker=1, processes=True,
         Worker processes (real pickling, as on a cluster) or threads of this process (faster to
         start; nothing is pickled). With processes, a script must guard its entry point with
         ``if __name__ == "__main__":`` (workers are spawned).
-    memory_limit : str or int, default="1GiB"
-        Per worker.
+    memory_limit : str, int or "auto", default="auto"
+        Per worker. ``"auto"``: 1 GiB per worker process; no limit for thread workers
+        (``processes=False``), whose memory monitor would measure the whole host process — a
+        test session or a docs build past the limit would pause every worker and hang.
     **cluster_kwargs
         Passed to ``distributed.LocalCluster``; they override the defaults above and the
         loopback settings (``host``, ``dashboard_address``, ``protocol``).
@@ -74,6 +76,8 @@ def loopback_client(n_workers=2, *, threads_per_worker=1, processes=True,
     'closed'
     """
     distributed = import_distributed()
+    if isinstance(memory_limit, str) and memory_limit == "auto":
+        memory_limit = "1GiB" if processes else 0
     options = dict(n_workers=n_workers, threads_per_worker=threads_per_worker,
                    processes=processes, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                    memory_limit=memory_limit, silence_logs=logging.ERROR,

@@ -8,7 +8,7 @@ def dask_client():
     pytest.importorskip("distributed")
     from skrmt.scale_out import loopback_client
 
-    with loopback_client(2, threads_per_worker=1, processes=False, memory_limit="1GiB") as client:
+    with loopback_client(2, threads_per_worker=1, processes=False) as client:
         client.wait_for_workers(2, timeout=60)
         yield client
 
