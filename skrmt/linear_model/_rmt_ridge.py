@@ -30,29 +30,39 @@ def _hstack(ops, a, b):
     return ops.xp.cat((a, b), dim=1) if ops.is_torch else np.concatenate((a, b), axis=1)
 
 
+def solve_regularised_gram(ops, G, rhs, gamma, n, N):
+    """``(G + n gamma I)^{-1} rhs`` in float64; ``gamma = 0``: the minimum-norm solution.
+
+    ``G`` is a Gram matrix of the (n, N) feature matrix (dual n x n or primal N x N); the
+    minimum-norm branch drops eigenvalues below the relative cutoff ``max(n, N) eps lambda_max``.
+    Used by the in-memory fit and by ``skrmt.scale_out`` (from block sums of ``F^T F``).
+    """
+    xp = ops.xp
+    Gd = ops.asarray(G, dtype=np.float64)
+    rhs = ops.asarray(rhs, dtype=np.float64)
+    if gamma > 0:
+        Gd = Gd + (n * gamma) * ops.asarray(np.eye(Gd.shape[0]), dtype=np.float64)
+        return xp.linalg.solve(Gd, rhs)
+    lam, V = xp.linalg.eigh(Gd)
+    top = float(ops.to_numpy(lam).max()) if lam.shape[0] else 0.0
+    cut = max(n, N) * np.finfo(np.float64).eps * max(top, 0.0)
+    inv = xp.where(lam > cut, 1.0 / xp.where(lam > cut, lam, 1.0), 0.0 * lam)
+    return ops.matmul(V, inv[:, None] * ops.matmul(V.T, rhs))
+
+
 def _solve_readout(ops, F, Y, gamma):
     """Ridge readout ``argmin (1/n)||Y - F B||^2 + gamma ||B||^2`` (float64, one solve).
 
     ``N >= n`` solves the n x n dual system, ``N < n`` the N x N primal one; ``gamma = 0`` gives
     the minimum-norm interpolator from an eigendecomposition with a relative cutoff.
     """
-    xp = ops.xp
     n, N = F.shape
     Fd = ops.asarray(F, dtype=np.float64)
     Yd = ops.asarray(Y, dtype=np.float64)
     dual = N >= n
     G = ops.matmul(Fd, Fd.T) if dual else ops.matmul(Fd.T, Fd)
     rhs = Yd if dual else ops.matmul(Fd.T, Yd)
-    if gamma > 0:
-        m = G.shape[0]
-        G = G + (n * gamma) * ops.asarray(np.eye(m), dtype=np.float64)
-        sol = xp.linalg.solve(G, rhs)
-    else:
-        lam, V = xp.linalg.eigh(G)
-        top = float(ops.to_numpy(lam).max()) if lam.shape[0] else 0.0
-        cut = max(n, N) * np.finfo(np.float64).eps * max(top, 0.0)
-        inv = xp.where(lam > cut, 1.0 / xp.where(lam > cut, lam, 1.0), 0.0 * lam)
-        sol = ops.matmul(V, inv[:, None] * ops.matmul(V.T, rhs))
+    sol = solve_regularised_gram(ops, G, rhs, gamma, n, N)
     beta = ops.matmul(Fd.T, sol) if dual else sol
     return np.asarray(ops.to_numpy(beta), dtype=np.float64)
 

@@ -28,7 +28,7 @@ from sklearn.utils import check_random_state
 from .._backend import DeviceCache, get_ops, resolve_device
 from .._theory import _rmt_ridge_de as _de
 from ..linear_model import RMTRidge
-from ..linear_model._rmt_ridge import _centred_moments
+from ..linear_model._rmt_ridge import _centred_moments, solve_regularised_gram
 from ..utils._sklearn_compat import validate_data
 from ._dask import as_row_chunked, estimator_argument
 
@@ -256,20 +256,7 @@ def ridge_statistics(est, X, y, *, y_mean=None, split_every=4, rows=None):
 # ---------------------------------------------------------------------------------------------
 def _solve_normal(ops, G, B, n, gamma):
     """``(G + n gamma I)^{-1} B``: the primal branch of RMTRidge's readout solve, in float64."""
-    xp = ops.xp
-    N = G.shape[0]
-    Gd = ops.asarray(G, dtype=np.float64)
-    Bd = ops.asarray(B, dtype=np.float64)
-    if gamma > 0:
-        Gd = Gd + (n * gamma) * ops.asarray(np.eye(N), dtype=np.float64)
-        sol = xp.linalg.solve(Gd, Bd)
-    else:
-        # minimum-norm least squares, with the relative cutoff of the in-memory fit
-        lam, V = xp.linalg.eigh(Gd)
-        top = float(ops.to_numpy(lam).max()) if lam.shape[0] else 0.0
-        cut = max(n, N) * np.finfo(np.float64).eps * max(top, 0.0)
-        inv = xp.where(lam > cut, 1.0 / xp.where(lam > cut, lam, 1.0), 0.0 * lam)
-        sol = ops.matmul(V, inv[:, None] * ops.matmul(V.T, Bd))
+    sol = solve_regularised_gram(ops, G, B, gamma, n, G.shape[0])
     return np.asarray(ops.to_numpy(sol), dtype=np.float64)
 
 
