@@ -1,5 +1,7 @@
 """Shared test helpers: Gaussian-mixture data of the theory and exact kernel Grams."""
 
+import math
+
 import numpy as np
 
 from skrmt._backend import NumpyOps
@@ -50,3 +52,33 @@ def centred_spectral_error(A, B):
 
 def spectral_error(A, B):
     return operator_norm(A - B) / operator_norm(B)
+
+
+def ridge_errors(F, Ft, yc, ytc, gammas):
+    """Realised train/test MSE of the ridge readout for each gamma (one eigendecomposition).
+
+    ``F``/``Ft``: train/test features; ``yc``/``ytc``: centred targets; the readout minimises
+    ``(1/n)||yc - F b||^2 + gamma ||b||^2`` (RMTRidge's convention).
+    """
+    n, N = F.shape
+    gammas = np.asarray(gammas, dtype=float)
+    if N >= n:
+        lam, V = np.linalg.eigh(F @ F.T)
+        a = (V.T @ yc)[:, None] / (lam[:, None] + n * gammas[None, :])
+        pred = (Ft @ (F.T @ V)) @ a
+        fit = V @ (lam[:, None] * a)
+    else:
+        lam, V = np.linalg.eigh(F.T @ F)
+        c = (V.T @ (F.T @ yc))[:, None] / (lam[:, None] + n * gammas[None, :])
+        pred = (Ft @ V) @ c
+        fit = (F @ V) @ c
+    return np.mean((yc[:, None] - fit) ** 2, 0), np.mean((ytc[:, None] - pred) ** 2, 0)
+
+
+def check_accuracy(pred, sims, tau):
+    """rmt_ridge.md AT6/AT12 rule ``|pred - mean| <= tau mean + 3 SE``; returns the max
+    relative error."""
+    mean = sims.mean(axis=0)
+    se = sims.std(axis=0, ddof=1) / math.sqrt(sims.shape[0])
+    assert np.all(np.abs(pred - mean) <= tau * mean + 3 * se), (pred, mean, se)
+    return float(np.max(np.abs(pred - mean) / mean))

@@ -23,6 +23,8 @@ from skrmt.datasets import make_gmm
 from skrmt.linear_model import RMTRidge
 from skrmt.linear_model import _rmt_ridge as rr
 
+from _helpers import ridge_errors
+
 
 # =============================================================================================
 # data
@@ -55,21 +57,6 @@ def small_problem(n=120, p=10, seed=0):
     return X, y
 
 
-def ridge_errors(F, Ft, yc, ytc, gammas):
-    """Realised train/test MSE of the readout for each gamma (one eigendecomposition)."""
-    n, N = F.shape
-    gammas = np.asarray(gammas, dtype=float)
-    if N >= n:
-        lam, V = np.linalg.eigh(F @ F.T)
-        a = (V.T @ yc)[:, None] / (lam[:, None] + n * gammas[None, :])
-        pred = (Ft @ (F.T @ V)) @ a
-        fit = V @ (lam[:, None] * a)
-    else:
-        lam, V = np.linalg.eigh(F.T @ F)
-        c = (V.T @ (F.T @ yc))[:, None] / (lam[:, None] + n * gammas[None, :])
-        pred = (Ft @ V) @ c
-        fit = (F @ V) @ c
-    return np.mean((yc[:, None] - fit) ** 2, 0), np.mean((ytc[:, None] - pred) ** 2, 0)
 
 
 def quiet_fit(est, X, y):

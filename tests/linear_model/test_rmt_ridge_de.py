@@ -21,6 +21,8 @@ from skrmt._theory._activations import resolve_activation
 from skrmt._theory._ck import ck_limit_block, ck_limit_diag
 from skrmt.datasets import make_gmm
 
+from _helpers import check_accuracy, ridge_errors
+
 
 # =============================================================================================
 # data and oracles
@@ -136,31 +138,12 @@ def simulate(X, Xt, yc, ytc, acts, Ns, gammas, M, seed=100, features=None):
                 F_all, Ft_all = features(act, seed + m, max(Ns))
             for j, N in enumerate(Ns):
                 F, Ft = F_all[:, :N], Ft_all[:, :N]
-                tr[m, a, j], te[m, a, j] = _ridge_errors(F, Ft, yc, ytc, gammas)
+                tr[m, a, j], te[m, a, j] = ridge_errors(F, Ft, yc, ytc, gammas)
     return tr, te
 
 
-def _ridge_errors(F, Ft, yc, ytc, gammas):
-    n, N = F.shape
-    if N >= n:
-        lam, V = np.linalg.eigh(F @ F.T)
-        a = (V.T @ yc)[:, None] / (lam[:, None] + n * gammas[None, :])
-        fit = V @ (lam[:, None] * a)
-        pred = (Ft @ (F.T @ V)) @ a
-    else:
-        lam, V = np.linalg.eigh(F.T @ F)
-        c = (V.T @ (F.T @ yc))[:, None] / (lam[:, None] + n * gammas[None, :])
-        fit = (F @ V) @ c
-        pred = (Ft @ V) @ c
-    return np.mean((yc[:, None] - fit) ** 2, 0), np.mean((ytc[:, None] - pred) ** 2, 0)
 
 
-def check_accuracy(pred, sims, tau):
-    """AT6 rule |pred - mean| <= tau mean + 3 SE; returns the max relative error."""
-    mean = sims.mean(axis=0)
-    se = sims.std(axis=0, ddof=1) / math.sqrt(sims.shape[0])
-    assert np.all(np.abs(pred - mean) <= tau * mean + 3 * se), (pred, mean, se)
-    return float(np.max(np.abs(pred - mean) / mean))
 
 
 # =============================================================================================

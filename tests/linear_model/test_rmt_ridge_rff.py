@@ -26,6 +26,8 @@ from skrmt._theory._activations import ACTIVATION_NAMES, resolve_activation
 from skrmt.datasets import make_gmm
 from skrmt.linear_model import RMTRidge
 
+from _helpers import check_accuracy, ridge_errors
+
 
 # =============================================================================================
 # data and oracles
@@ -107,27 +109,8 @@ def simulate(X, Xt, yc, ytc, widths, gammas, M, seed=100):
     return tr, te
 
 
-def ridge_errors(F, Ft, yc, ytc, gammas):
-    n, P = F.shape
-    if P >= n:
-        lam, V = np.linalg.eigh(F @ F.T)
-        a = (V.T @ yc)[:, None] / (lam[:, None] + n * gammas[None, :])
-        fit = V @ (lam[:, None] * a)
-        pred = (Ft @ (F.T @ V)) @ a
-    else:
-        lam, V = np.linalg.eigh(F.T @ F)
-        c = (V.T @ (F.T @ yc))[:, None] / (lam[:, None] + n * gammas[None, :])
-        fit = (F @ V) @ c
-        pred = (Ft @ V) @ c
-    return np.mean((yc[:, None] - fit) ** 2, 0), np.mean((ytc[:, None] - pred) ** 2, 0)
 
 
-def check_accuracy(pred, sims, tau):
-    """AT6/AT12 rule |pred - mean| <= tau mean + 3 SE; returns the max relative error."""
-    mean = sims.mean(axis=0)
-    se = sims.std(axis=0, ddof=1) / math.sqrt(sims.shape[0])
-    assert np.all(np.abs(pred - mean) <= tau * mean + 3 * se), (pred, mean, se)
-    return float(np.max(np.abs(pred - mean) / mean))
 
 
 # =============================================================================================
