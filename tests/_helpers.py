@@ -1,6 +1,7 @@
 """Shared test helpers: Gaussian-mixture data of the theory and exact kernel Grams."""
 
 import math
+import warnings
 
 import numpy as np
 
@@ -82,3 +83,18 @@ def check_accuracy(pred, sims, tau):
     se = sims.std(axis=0, ddof=1) / math.sqrt(sims.shape[0])
     assert np.all(np.abs(pred - mean) <= tau * mean + 3 * se), (pred, mean, se)
     return float(np.max(np.abs(pred - mean) / mean))
+
+
+def small_problem(n=120, p=10, seed=0):
+    """A small off-centre, scaled regression problem (the estimators standardise)."""
+    rng = np.random.RandomState(500 + seed)  # not the feature seeds of the tests
+    X = rng.randn(n, p) * 3.0 + 5.0
+    y = np.tanh(X[:, 0] - 5.0) + 0.1 * rng.randn(n) + 2.0
+    return X, y
+
+
+def quiet_fit(est, X, y):
+    """``est.fit(X, y)`` with its UserWarnings (small-data theory warnings) silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return est.fit(X, y)

@@ -287,13 +287,7 @@ class RMTRidge(RegressorMixin, BaseEstimator):
             multi_output=True,
         )
         n, p = X.shape
-        if n < 2:
-            raise ValueError(
-                f"RMTRidge needs at least 2 samples, got 1 sample (n_samples = {n}): the "
-                "theory's ridge and risk are not defined for one sample."
-            )
-        if self.alpha != "auto" and not math.isfinite(float(self.alpha)):
-            raise ValueError(f"alpha must be a finite number >= 0 or 'auto', got {self.alpha!r}.")
+        self._check_n_samples_and_alpha(n)
         rng = check_random_state(self.random_state)
         self.device_ = resolve_device(self.device)
         ops = get_ops(self.device_, np.float64)
@@ -361,6 +355,16 @@ class RMTRidge(RegressorMixin, BaseEstimator):
     # -----------------------------------------------------------------------------------------
     # random Fourier features (two blocks, rmt_ridge.md §7)
     # -----------------------------------------------------------------------------------------
+    def _check_n_samples_and_alpha(self, n):
+        """Checks of ``fit`` beyond the parameter constraints (shared with the Dask fit)."""
+        if n < 2:
+            raise ValueError(
+                f"RMTRidge needs at least 2 samples, got 1 sample (n_samples = {n}): the "
+                "theory's ridge and risk are not defined for one sample."
+            )
+        if self.alpha != "auto" and not math.isfinite(float(self.alpha)):
+            raise ValueError(f"alpha must be a finite number >= 0 or 'auto', got {self.alpha!r}.")
+
     def _is_rff(self):
         return isinstance(self.activation, str) and self.activation == _RFF
 

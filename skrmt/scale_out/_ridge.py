@@ -508,13 +508,7 @@ def fit_rmt_ridge(est, X, y, *, theory_samples=THEORY_SAMPLES, split_every=4, ro
         est._check_rff_params()
     X, y = _check_inputs(X, y, rows)
     n, p = X.shape
-    if n < 2:
-        raise ValueError(
-            f"RMTRidge needs at least 2 samples, got 1 sample (n_samples = {n}): the "
-            "theory's ridge and risk are not defined for one sample."
-        )
-    if est.alpha != "auto" and not math.isfinite(float(est.alpha)):
-        raise ValueError(f"alpha must be a finite number >= 0 or 'auto', got {est.alpha!r}.")
+    est._check_n_samples_and_alpha(n)
     _reset_fitted_state(est)
     # n_features_in_ (and the checks of validate_data) from the first rows
     head = min(n, 2)

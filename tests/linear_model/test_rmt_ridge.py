@@ -23,7 +23,7 @@ from skrmt.datasets import make_gmm
 from skrmt.linear_model import RMTRidge
 from skrmt.linear_model import _rmt_ridge as rr
 
-from _helpers import ridge_errors
+from _helpers import quiet_fit, ridge_errors, small_problem
 
 
 # =============================================================================================
@@ -50,19 +50,10 @@ def digits():
     return X[:1024], X[1024:], y[:1024], y[1024:]
 
 
-def small_problem(n=120, p=10, seed=0):
-    rng = np.random.RandomState(500 + seed)  # not the feature seeds of the tests
-    X = rng.randn(n, p) * 3.0 + 5.0  # off-centre and scaled: the estimator standardises
-    y = np.tanh(X[:, 0] - 5.0) + 0.1 * rng.randn(n) + 2.0
-    return X, y
 
 
 
 
-def quiet_fit(est, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return est.fit(X, y)
 
 
 # =============================================================================================

@@ -26,7 +26,7 @@ from skrmt._theory._activations import ACTIVATION_NAMES, resolve_activation
 from skrmt.datasets import make_gmm
 from skrmt.linear_model import RMTRidge
 
-from _helpers import check_accuracy, ridge_errors
+from _helpers import check_accuracy, quiet_fit, ridge_errors, small_problem
 
 
 # =============================================================================================
@@ -319,17 +319,8 @@ def data(n=256, p=128):
     return X, 2.0 * y - 1.0, Xt, 2.0 * yt - 1.0
 
 
-def small_problem(n=120, p=10, seed=0):
-    rng = np.random.RandomState(500 + seed)
-    X = rng.randn(n, p) * 3.0 + 5.0
-    y = np.tanh(X[:, 0] - 5.0) + 0.1 * rng.randn(n) + 2.0
-    return X, y
 
 
-def quiet_fit(est, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return est.fit(X, y)
 
 
 def test_check_estimator():
